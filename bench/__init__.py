@@ -1,0 +1,1 @@
+"""Benchmark suites (pytest-benchmark) and the scripts that print their tables."""

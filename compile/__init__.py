@@ -1,0 +1,1 @@
+"""Model compilation: treelite/tl2cgen native libraries, ONNX export, C generation and cffi bindings."""

@@ -1,0 +1,30 @@
+"""iotengine: a compiled feature and inference engine for industrial IoT telemetry.
+
+The Python API lives in this package: telemetry data (:mod:`engine.data`), the synthetic generator
+(:mod:`engine.synth`), exploratory analysis (:mod:`engine.eda`) and the ``iotengine`` command line
+(:mod:`engine.cli`).
+"""
+
+from engine.data import (
+    FAILURE_TYPES,
+    SENSORS,
+    TELEMETRY_SCHEMA,
+    LoadReport,
+    TelemetryError,
+    load_telemetry,
+    load_telemetry_with_report,
+    save_telemetry,
+)
+
+__all__ = [
+    "FAILURE_TYPES",
+    "SENSORS",
+    "TELEMETRY_SCHEMA",
+    "LoadReport",
+    "TelemetryError",
+    "load_telemetry",
+    "load_telemetry_with_report",
+    "save_telemetry",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,212 @@
+"""The ``iotengine`` command line.
+
+``iotengine generate``  synthetic telemetry to Parquet or Kaggle-format CSV
+``iotengine eda``       summary, statistics and plots of a telemetry file
+``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
+
+Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from engine import __version__
+from engine.data import TelemetryError, load_telemetry_with_report, save_telemetry, write_kaggle_csv
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except (TelemetryError, ValueError, OSError) as exc:
+        print(f"iotengine: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("iotengine: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iotengine", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"iotengine {__version__}")
+    commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="generate synthetic telemetry")
+    generate.add_argument("--rows", type=_positive_int, default=100_000, help="rows (default 100000)")
+    generate.add_argument("--mode", choices=("kaggle", "fleet"), default="kaggle")
+    generate.add_argument("--machines", type=_positive_int, default=50)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--start", default="2025-01-01", help="first timestamp, ISO 8601, UTC")
+    generate.add_argument("--interval-s", type=_positive_int, default=60, help="seconds between intervals")
+    generate.add_argument(
+        "--out", required=True, type=Path, help="output file: .parquet, or .csv (Kaggle format)"
+    )
+    generate.set_defaults(command=_cmd_generate)
+
+    eda = commands.add_parser("eda", help="summary table and plots of a telemetry file")
+    eda.add_argument("--data", required=True, type=Path, help="CSV (Kaggle format), Parquet or Arrow IPC")
+    eda.add_argument("--out", required=True, type=Path, help="output folder")
+    eda.add_argument("--title", default=None)
+    eda.set_defaults(command=_cmd_eda)
+
+    run = commands.add_parser("run", help="the main job: data, EDA (later stages are added here)")
+    run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
+    run.add_argument(
+        "--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)"
+    )
+    run.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a real telemetry file (e.g. the full Kaggle CSV) used in place of kaggle-mode data",
+    )
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(command=_cmd_run)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _write(table, path: Path) -> Path:
+    if path.suffix.lower() == ".csv":
+        return write_kaggle_csv(table, path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return save_telemetry(table, path)
+    raise ValueError(f"{path}: unknown output format; use .parquet or .csv")
+
+
+def _cmd_generate(args) -> int:
+    from engine.synth import generate
+
+    started = time.perf_counter()
+    table = generate(
+        args.rows,
+        machines=args.machines,
+        mode=args.mode,
+        seed=args.seed,
+        start=args.start,
+        interval_s=args.interval_s,
+    )
+    path = _write(table, args.out)
+    print(f"wrote {table.num_rows:,} {args.mode} rows to {path} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _cmd_eda(args) -> int:
+    from engine.eda import run_eda
+
+    table, report = load_telemetry_with_report(args.data)
+    print(report)
+    result = run_eda(table, args.out, title=args.title or f"Telemetry: {args.data.name}")
+    print(f"wrote {', '.join(str(p) for p in result.files)}")
+    return 0
+
+
+class _Stages:
+    """One progress bar over the stages of a job, with a line per finished stage."""
+
+    def __init__(self, total: int):
+        # In logs (no terminal) the per-stage lines are the progress; a redrawn bar would only add noise.
+        self._bar = tqdm(
+            total=total,
+            unit="stage",
+            leave=False,
+            file=sys.stderr,
+            bar_format="{desc} [{n_fmt}/{total_fmt}] {elapsed}",
+            disable=not sys.stderr.isatty(),
+        )
+        self.done: list[tuple[str, float]] = []
+
+    def run(self, name: str, work: Callable[[], object]):
+        self._bar.set_description_str(name)
+        started = time.perf_counter()
+        result = work()
+        seconds = time.perf_counter() - started
+        self.done.append((name, seconds))
+        self._bar.update(1)
+        tqdm.write(f"[{len(self.done)}/{self._bar.total}] {name}: {seconds:.1f} s", file=sys.stderr)
+        return result
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _cmd_run(args) -> int:
+    from engine.eda import run_eda
+    from engine.synth import generate
+
+    out: Path = args.out
+    data_dir = out / "data"
+    stages = _Stages(total=4)
+    try:
+        if args.data is not None:
+            kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
+            tqdm.write(str(report), file=sys.stderr)
+            kaggle_title = f"Kaggle data: {args.data.name}"
+        else:
+            kaggle = stages.run(
+                f"generate kaggle-mode data ({args.rows:,} rows)",
+                lambda: generate(args.rows, mode="kaggle", seed=args.seed),
+            )
+            kaggle_title = "Kaggle-mode synthetic data"
+        fleet = stages.run(
+            f"generate fleet-mode data ({args.rows:,} rows)",
+            lambda: generate(args.rows, mode="fleet", seed=args.seed),
+        )
+        kaggle_path = save_telemetry(kaggle, data_dir / "kaggle.parquet")
+        fleet_path = save_telemetry(fleet, data_dir / "fleet.parquet")
+        kaggle_eda = stages.run(
+            "EDA of kaggle data", lambda: run_eda(kaggle, out / "eda" / "kaggle", title=kaggle_title)
+        )
+        fleet_eda = stages.run(
+            "EDA of fleet data",
+            lambda: run_eda(fleet, out / "eda" / "fleet", title="Fleet-mode synthetic data"),
+        )
+    finally:
+        stages.close()
+
+    report_path = out / "REPORT.md"
+    lines = [
+        "# iotengine run",
+        "",
+        "| stage | seconds |",
+        "| --- | --- |",
+        *(f"| {name} | {seconds:.1f} |" for name, seconds in stages.done),
+        "",
+        "## Data",
+        "",
+        *(
+            f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)}) ({table.num_rows:,} rows)"
+            for name, path, table in (("kaggle", kaggle_path, kaggle), ("fleet", fleet_path, fleet))
+        ),
+        "",
+        "## Exploratory analysis",
+        "",
+    ]
+    for name, eda in (("kaggle", kaggle_eda), ("fleet", fleet_eda)):
+        lines.append(f"- {name}: " + ", ".join(f"[{p.name}]({p.relative_to(out)})" for p in eda.files))
+    report_path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {report_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""The ``iotengine`` command line: each command on small data, and errors as one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from engine.cli import main
+from engine.data import load_telemetry
+
+
+def test_generate_parquet_and_csv(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "generate",
+                "--rows",
+                "500",
+                "--mode",
+                "fleet",
+                "--machines",
+                "5",
+                "--out",
+                str(tmp_path / "f.parquet"),
+            ]
+        )
+        == 0
+    )
+    assert pq.read_metadata(tmp_path / "f.parquet").num_rows == 500
+    assert main(["generate", "--rows", "300", "--seed", "4", "--out", str(tmp_path / "k.csv")]) == 0
+    text = (tmp_path / "k.csv").read_text().splitlines()
+    assert text[0].startswith("timestamp,machine_id,temperature")
+    assert len(text) == 301
+    assert load_telemetry(tmp_path / "k.csv").num_rows == 300
+    assert "wrote 300 kaggle rows" in capsys.readouterr().out
+
+
+def test_eda_command(real_sample_path, tmp_path, capsys):
+    assert main(["eda", "--data", str(real_sample_path), "--out", str(tmp_path / "eda")]) == 0
+    assert (tmp_path / "eda" / "summary.md").is_file()
+    assert "2,231 rows" in capsys.readouterr().out
+
+
+def test_run_writes_data_eda_and_report(tmp_path):
+    out = tmp_path / "artifacts"
+    assert main(["run", "--out", str(out), "--rows", "3000"]) == 0
+    report = (out / "REPORT.md").read_text()
+    for relative in (
+        "data/kaggle.parquet",
+        "data/fleet.parquet",
+        "eda/kaggle/summary.md",
+        "eda/fleet/correlation.png",
+        "eda/kaggle/sensors_timeseries.png",
+    ):
+        assert (out / relative).stat().st_size > 0
+        assert f"({relative})" in report
+    assert load_telemetry(out / "data" / "fleet.parquet").num_rows == 3000
+
+
+def test_run_on_a_real_csv(real_sample_path, tmp_path):
+    out = tmp_path / "real"
+    assert main(["run", "--out", str(out), "--rows", "1000", "--data", str(real_sample_path)]) == 0
+    assert load_telemetry(out / "data" / "kaggle.parquet").num_rows == 2231
+    assert "smart_manufacturing_sample.csv" in (out / "eda" / "kaggle" / "summary.md").read_text()
+
+
+def test_errors_are_one_line_and_exit_non_zero(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,machine_id\n2025-01-01 00:00:00,1\n")
+    assert main(["eda", "--data", str(bad), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("iotengine: error: ") and "missing required column(s) 'temperature'" in err
+    assert main(["generate", "--out", str(tmp_path / "x.txt")]) == 1
+    assert "unknown output format" in capsys.readouterr().err
+
+
+def test_console_script_is_installed(tmp_path):
+    # pip puts console scripts beside the interpreter of the environment it installs into.
+    script = str(Path(sys.executable).parent / "iotengine")
+    done = subprocess.run(
+        [script, "generate", "--rows", "50", "--out", str(tmp_path / "s.parquet")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    bad = subprocess.run(
+        [script, "generate", "--rows", "-3", "--out", "x.parquet"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert "is not positive" in bad.stderr
