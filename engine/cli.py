@@ -48,9 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--start", default="2025-01-01", help="first timestamp, ISO 8601, UTC")
     generate.add_argument("--interval-s", type=_positive_int, default=60, help="seconds between intervals")
-    generate.add_argument(
-        "--out", required=True, type=Path, help="output file: .parquet, or .csv (Kaggle format)"
-    )
+    generate.add_argument("--out", required=True, type=Path, help="output file: .parquet, or .csv (Kaggle format)")
     generate.set_defaults(command=_cmd_generate)
 
     eda = commands.add_parser("eda", help="summary table and plots of a telemetry file")
@@ -61,9 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="the main job: data, EDA (later stages are added here)")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
-    run.add_argument(
-        "--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)"
-    )
+    run.add_argument("--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)")
     run.add_argument(
         "--data",
         type=Path,

@@ -294,9 +294,7 @@ def _read_raw(source: Source) -> tuple[pa.Table, str, bool]:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise TelemetryError(f"<pandas.DataFrame>: cannot convert to Arrow: {exc}") from exc
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(
-            f"cannot load telemetry from {type(source).__name__}; give a path, a table or a DataFrame"
-        )
+        raise TypeError(f"cannot load telemetry from {type(source).__name__}; give a path, a table or a DataFrame")
 
     path = Path(source)
     name = str(path)
@@ -433,9 +431,7 @@ def _to_timestamp(column: pa.ChunkedArray, where: _Where) -> pa.ChunkedArray:
         except pa.ArrowInvalid:
             naive = False
         if naive:
-            parsed = pc.cast(
-                _cast_strings(array, pa.timestamp("s"), name, where, "a timestamp"), _UTC_SECONDS
-            )
+            parsed = pc.cast(_cast_strings(array, pa.timestamp("s"), name, where, "a timestamp"), _UTC_SECONDS)
         else:
             parsed = _cast_strings(array, pa.timestamp("s", tz="UTC"), name, where, "a timestamp with a zone")
         return pa.chunked_array([parsed])

@@ -180,9 +180,7 @@ def _summary_markdown(table, title, stats, stats_csv, plots) -> str:
 def _plot_timeseries(table: pa.Table, path: Path, machines_to_plot: int) -> Path:
     machine_ids = table.column("machine_id").to_numpy()
     has_anomaly = "anomaly_flag" in table.column_names
-    anomaly = (
-        table.column("anomaly_flag").to_numpy() == 1 if has_anomaly else np.zeros(len(machine_ids), bool)
-    )
+    anomaly = table.column("anomaly_flag").to_numpy() == 1 if has_anomaly else np.zeros(len(machine_ids), bool)
     ids, counts = np.unique(machine_ids, return_counts=True)
     anomalous_counts = np.array([np.count_nonzero(anomaly[machine_ids == i]) for i in ids])
     order = np.lexsort((-counts, -anomalous_counts))
@@ -198,9 +196,7 @@ def _plot_timeseries(table: pa.Table, path: Path, machines_to_plot: int) -> Path
             ax.plot(times[rows], values, lw=0.8, label=f"machine {machine}")
             marked = rows[anomaly[rows]]
             if marked.size:
-                ax.scatter(
-                    times[marked], table.column(sensor).to_numpy()[marked], s=12, color="red", zorder=3
-                )
+                ax.scatter(times[marked], table.column(sensor).to_numpy()[marked], s=12, color="red", zorder=3)
     for ax, sensor in zip(axes, SENSORS, strict=True):
         ax.set_ylabel(sensor, fontsize=8)
         ax.grid(alpha=0.3)

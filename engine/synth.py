@@ -126,9 +126,9 @@ def _generate_kaggle(rng, rows, machines, start_s, interval_s) -> pa.Table:
     status = rng.choice(3, size=rows, p=KAGGLE_STATUS_PROBABILITIES).astype(np.int8)
 
     anomaly = (temperature > 90.0) | (vibration > 80.0)
-    remaining_life = np.where(
-        anomaly, rng.integers(1, 50, size=rows), rng.integers(10, 500, size=rows)
-    ).astype(np.float64)
+    remaining_life = np.where(anomaly, rng.integers(1, 50, size=rows), rng.integers(10, 500, size=rows)).astype(
+        np.float64
+    )
     in_maintenance = status == 2
     failure_type = np.where(
         in_maintenance, rng.choice(len(FAILURE_TYPES), size=rows, p=KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE), 0

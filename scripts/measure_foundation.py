@@ -58,9 +58,7 @@ def main() -> None:
         f"| pandas.read_csv, same file (no validation) | {pandas_load:.3f} | "
         f"{args.csv_rows / pandas_load:,.0f} | 1.0x |"
     )
-    print(
-        f"| generate {args.gen_rows:,} rows, kaggle mode | {kaggle:.3f} | {args.gen_rows / kaggle:,.0f} | |"
-    )
+    print(f"| generate {args.gen_rows:,} rows, kaggle mode | {kaggle:.3f} | {args.gen_rows / kaggle:,.0f} | |")
     print(f"| generate {args.gen_rows:,} rows, fleet mode | {fleet:.3f} | {args.gen_rows / fleet:,.0f} | |")
 
 

@@ -88,8 +88,6 @@ def test_console_script_is_installed(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    bad = subprocess.run(
-        [script, "generate", "--rows", "-3", "--out", "x.parquet"], capture_output=True, text=True
-    )
+    bad = subprocess.run([script, "generate", "--rows", "-3", "--out", "x.parquet"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "is not positive" in bad.stderr

@@ -75,9 +75,7 @@ def test_real_sample_exact_rows(real_sample_path):
 
 def test_real_sample_matches_pandas_reader(real_sample_path, real_frame):
     table = load_telemetry(real_sample_path)
-    expected_seconds = (
-        pd.to_datetime(real_frame["timestamp"]).to_numpy().astype("datetime64[s]").astype("int64")
-    )
+    expected_seconds = pd.to_datetime(real_frame["timestamp"]).to_numpy().astype("datetime64[s]").astype("int64")
     np.testing.assert_array_equal(table.column("timestamp").cast(pa.int64()).to_numpy(), expected_seconds)
     for name in [
         "machine_id",
@@ -88,9 +86,7 @@ def test_real_sample_matches_pandas_reader(real_sample_path, real_frame):
         "downtime_risk",
         "maintenance_required",
     ]:
-        np.testing.assert_array_equal(
-            table.column(name).to_numpy(), real_frame[name].to_numpy(), err_msg=name
-        )
+        np.testing.assert_array_equal(table.column(name).to_numpy(), real_frame[name].to_numpy(), err_msg=name)
     assert table.column("failure_type").to_pylist() == real_frame["failure_type"].tolist()
     assert table.column("failure_type").type.value_type == pa.string()
     assert table.column("failure_type").chunk(0).dictionary.to_pylist() == list(FAILURE_TYPES)
@@ -102,9 +98,7 @@ def test_csv_parquet_table_round_trip(real_sample_path, tmp_path):
     assert pq.read_metadata(saved).num_rows == 2231
     assert load_telemetry(saved).equals(table)
     write_kaggle_csv(table, tmp_path / "again.csv")
-    assert (tmp_path / "again.csv").read_text().splitlines()[0] == real_sample_path.read_text().splitlines()[
-        0
-    ]
+    assert (tmp_path / "again.csv").read_text().splitlines()[0] == real_sample_path.read_text().splitlines()[0]
     assert load_telemetry(tmp_path / "again.csv").equals(table)
 
 

@@ -39,9 +39,7 @@ def test_same_seed_same_bits_other_seed_other_data(mode):
     c = generate(3_000, machines=10, mode=mode, seed=2)
     for name in SENSORS:
         np.testing.assert_array_equal(a.column(name).to_numpy(), b.column(name).to_numpy())
-    assert not np.array_equal(
-        a.column("temperature").to_numpy(), c.column("temperature").to_numpy(), equal_nan=True
-    )
+    assert not np.array_equal(a.column("temperature").to_numpy(), c.column("temperature").to_numpy(), equal_nan=True)
     assert a.drop_columns(list(SENSORS)).equals(b.drop_columns(list(SENSORS)))
 
 
@@ -85,9 +83,7 @@ def test_label_relations_hold_in_real_sample_and_generated_data(real_frame, kagg
 def test_sensor_distributions_match_the_real_sample(real_frame, kaggle, sensor):
     result = stats.ks_2samp(real_frame[sensor], kaggle[sensor])
     assert result.pvalue > 0.01, (sensor, result)
-    assert abs(real_frame[sensor].mean() - kaggle[sensor].mean()) < 4 * real_frame[sensor].std() / np.sqrt(
-        2231
-    )
+    assert abs(real_frame[sensor].mean() - kaggle[sensor].mean()) < 4 * real_frame[sensor].std() / np.sqrt(2231)
 
 
 @pytest.mark.parametrize(
@@ -127,12 +123,8 @@ def test_model_trained_on_generated_data_scores_on_real_data_as_well_as_real_cv(
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
     scores = []
     for train, test in folds.split(real_frame, real_frame[label]):
-        fold_model = lgb.LGBMClassifier(**params).fit(
-            real_frame.iloc[train][INPUTS], real_frame.iloc[train][label]
-        )
-        scores.append(
-            f1_score(real_frame.iloc[test][label], fold_model.predict(real_frame.iloc[test][INPUTS]))
-        )
+        fold_model = lgb.LGBMClassifier(**params).fit(real_frame.iloc[train][INPUTS], real_frame.iloc[train][label])
+        scores.append(f1_score(real_frame.iloc[test][label], fold_model.predict(real_frame.iloc[test][INPUTS])))
     f1_real_cv = float(np.mean(scores))
     print(f"{label}: F1 trained on generated, on real {f1_transfer:.4f}; 3-fold CV on real {f1_real_cv:.4f}")
     assert f1_transfer >= f1_real_cv - 0.02, (label, f1_transfer, f1_real_cv)
