@@ -2,6 +2,7 @@
 
 ``iotengine generate``  synthetic telemetry to Parquet or Kaggle-format CSV
 ``iotengine eda``       summary, statistics and plots of a telemetry file
+``iotengine features``  the 67 features of a telemetry file, to Parquet
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
 
 Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for bad arguments).
@@ -57,7 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     eda.add_argument("--title", default=None)
     eda.set_defaults(command=_cmd_eda)
 
-    run = commands.add_parser("run", help="the main job: data, EDA (later stages are added here)")
+    features = commands.add_parser("features", help="compute the 67 features of a telemetry file")
+    features.add_argument("--data", required=True, type=Path, help="CSV (Kaggle format), Parquet or Arrow IPC")
+    features.add_argument("--out", required=True, type=Path, help="output Parquet file")
+    features.add_argument("--utc-offset-minutes", type=int, default=0, help="local time offset for hour/day")
+    features.set_defaults(command=_cmd_features)
+
+    run = commands.add_parser("run", help="the main job: data, EDA, features (later stages are added here)")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
     run.add_argument("--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)")
     run.add_argument(
@@ -116,6 +123,25 @@ def _cmd_eda(args) -> int:
     return 0
 
 
+def _write_features(table, path: Path, utc_offset_minutes: int = 0) -> Path:
+    import pyarrow.parquet as pq
+
+    from engine.features import features_table
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(features_table(table, utc_offset_minutes=utc_offset_minutes), path, compression="zstd")
+    return path
+
+
+def _cmd_features(args) -> int:
+    started = time.perf_counter()
+    table, report = load_telemetry_with_report(args.data)
+    print(report)
+    path = _write_features(table, args.out, args.utc_offset_minutes)
+    print(f"wrote 67 features of {table.num_rows:,} rows to {path} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 class _Stages:
     """One progress bar over the stages of a job, with a line per finished stage."""
 
@@ -151,7 +177,7 @@ def _cmd_run(args) -> int:
 
     out: Path = args.out
     data_dir = out / "data"
-    stages = _Stages(total=4)
+    stages = _Stages(total=6)
     try:
         if args.data is not None:
             kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
@@ -172,6 +198,13 @@ def _cmd_run(args) -> int:
         kaggle_eda = stages.run(
             "EDA of kaggle data", lambda: run_eda(kaggle, out / "eda" / "kaggle", title=kaggle_title)
         )
+        feature_paths = {
+            name: stages.run(
+                f"67 features of {name} data",
+                lambda table=table, name=name: _write_features(table, out / "features" / f"{name}.parquet"),
+            )
+            for name, table in (("kaggle", kaggle), ("fleet", fleet))
+        }
         fleet_eda = stages.run(
             "EDA of fleet data",
             lambda: run_eda(fleet, out / "eda" / "fleet", title="Fleet-mode synthetic data"),
@@ -199,6 +232,8 @@ def _cmd_run(args) -> int:
     ]
     for name, eda in (("kaggle", kaggle_eda), ("fleet", fleet_eda)):
         lines.append(f"- {name}: " + ", ".join(f"[{p.name}]({p.relative_to(out)})" for p in eda.files))
+    lines += ["", "## Features", "", "The 67 features (spec order), with machine ids, timestamps and labels:", ""]
+    lines += [f"- {name}: [{p.relative_to(out)}]({p.relative_to(out)})" for name, p in feature_paths.items()]
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0

@@ -174,7 +174,8 @@ class FeatureStream:
         slot = self._slot_of.get(machine_id)
         if slot is None:  # only once the sample is known to be valid: a bad one leaves no trace
             slot = self._add_machine(machine_id)
-        row, status = step_one(self._fstate, self._istate, slot, timestamp, t, v, h, p, e, self._offset_s)
+        row = np.empty(N_FEATURES)
+        status = step_one(self._fstate, self._istate, slot, timestamp, t, v, h, p, e, self._offset_s, row)
         if status == LATE:
             self._late += 1
             raise LateSampleError(

@@ -22,3 +22,13 @@ JIT_OPTIONS: dict[str, object] = {
 def jit(function):
     """Compile ``function`` with :data:`JIT_OPTIONS`."""
     return numba.njit(**JIT_OPTIONS)(function)
+
+
+def jit_inline(function):
+    """Compile a small helper that Numba inlines into its callers.
+
+    A call between jitted functions that is not inlined passes each array as a struct and increments and
+    decrements its reference count atomically; for helpers called many times per sample that costs more than
+    the arithmetic they do.
+    """
+    return numba.njit(inline="always", **JIT_OPTIONS)(function)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 
-from kernels.config import jit
+from kernels.config import jit_inline
 from kernels.state import F_M2, F_MEAN
 
 
-@jit
+@jit_inline
 def update_welford(fstate, slot, base, count, x):
     """Add ``x`` as the ``count``-th value; return the new mean and population std."""
     mean = fstate[slot, base + F_MEAN]
@@ -24,7 +24,7 @@ def update_welford(fstate, slot, base, count, x):
     return mean, math.sqrt(m2 / count)
 
 
-@jit
+@jit_inline
 def welford_mean_std(fstate, slot, base, count):
     """The current mean and population std; NaN before the first value."""
     if count == 0:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import math
 
-from kernels.config import jit
+from kernels.config import jit_inline
 from kernels.state import EWM_ALPHA, F_EWM, F_RING, WINDOW
 
 
-@jit
+@jit_inline
 def push(fstate, slot, base, count_before, x):
     """Store ``x`` over the oldest value of the ring (``count_before`` values were accepted before it)."""
     fstate[slot, base + F_RING + count_before % WINDOW] = x
 
 
-@jit
+@jit_inline
 def window_mean_std(fstate, slot, base, count):
     """Mean and population std of the ``min(count, WINDOW)`` values in the ring; NaN for an empty ring."""
     n = min(count, WINDOW)
@@ -38,7 +38,7 @@ def window_mean_std(fstate, slot, base, count):
     return mean, math.sqrt(squares / n)
 
 
-@jit
+@jit_inline
 def update_ewm(fstate, slot, base, count_before, x):
     """pandas ``ewm(span=5, adjust=False)``: the first value, then ``a*x + (1-a)*ewm``."""
     if count_before == 0:

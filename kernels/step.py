@@ -155,14 +155,16 @@ def drive(fstate, istate, order, slots, timestamps, sensors, offset_s, out, stat
 
 
 @jit
-def step_one(fstate, istate, slot, timestamp_s, t, v, h, p, e, offset_s):
-    """:func:`step` for five sensor scalars, returning a new feature row (the lowest-overhead call from Python)."""
+def step_one(fstate, istate, slot, timestamp_s, t, v, h, p, e, offset_s, out):
+    """:func:`step` for five sensor scalars: the lowest-overhead call from Python.
+
+    ``out`` is allocated by the caller: returning an array Numba allocated costs more to box than the
+    whole step.
+    """
     x = np.empty(N_SENSORS)
     x[0] = t
     x[1] = v
     x[2] = h
     x[3] = p
     x[4] = e
-    out = np.empty(N_FEATURES)
-    status = step(fstate, istate, slot, timestamp_s, x, offset_s, out)
-    return out, status
+    return step(fstate, istate, slot, timestamp_s, x, offset_s, out)

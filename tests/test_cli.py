@@ -91,3 +91,18 @@ def test_console_script_is_installed(tmp_path):
     bad = subprocess.run([script, "generate", "--rows", "-3", "--out", "x.parquet"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "is not positive" in bad.stderr
+
+
+def test_features_command(real_sample_path, tmp_path, capsys):
+    import numpy as np
+
+    from engine.features import FEATURE_NAMES, compute_features
+
+    out = tmp_path / "features.parquet"
+    assert main(["features", "--data", str(real_sample_path), "--out", str(out), "--utc-offset-minutes", "60"]) == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 2231
+    assert set(FEATURE_NAMES) <= set(table.column_names)
+    expected = compute_features(real_sample_path, utc_offset_minutes=60)
+    np.testing.assert_array_equal(table.column("hour").to_numpy(), expected[:, FEATURE_NAMES.index("hour")])
+    assert "wrote 67 features of 2,231 rows" in capsys.readouterr().out
