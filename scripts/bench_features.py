@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -23,21 +22,12 @@ import numpy as np
 import pyarrow as pa
 
 from bench.baselines import PythonFeatureStream, pandas_features
+from bench.timing import median_seconds
 from engine.data import SENSORS
 from engine.features import FeatureStream, compute_features
 from engine.synth import generate
 from kernels.state import allocate
 from kernels.step import drive
-
-
-def median_seconds(work, repeat: int) -> float:
-    work()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def call_latencies_ns(stream: FeatureStream, machine: int, start_ts: int, calls: int) -> np.ndarray:

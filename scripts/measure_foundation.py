@@ -11,25 +11,14 @@ Needs the dev extra (pandas).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from bench.timing import median_seconds
 from engine.data import load_telemetry, write_kaggle_csv
 from engine.synth import generate
-
-
-def median_seconds(work, repeat: int) -> float:
-    work()  # warm-up: jit compilation, page cache
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
