@@ -81,7 +81,10 @@ def compute_features(table, *, utc_offset_minutes: int = 0) -> np.ndarray:
     >>> X.shape, X.dtype
     ((1000, 67), dtype('float64'))
     """
-    table = load_telemetry(table)
+    return _features_of_valid_table(load_telemetry(table), utc_offset_minutes)
+
+
+def _features_of_valid_table(table: pa.Table, utc_offset_minutes: int) -> np.ndarray:
     machine_ids, timestamps, sensors = _columns(table)
     offset_s = _offset_seconds(utc_offset_minutes)
     _, slots = np.unique(machine_ids, return_inverse=True)
@@ -99,7 +102,7 @@ def compute_features(table, *, utc_offset_minutes: int = 0) -> np.ndarray:
 def features_table(table, *, utc_offset_minutes: int = 0) -> pa.Table:
     """Telemetry identifiers and labels with the 67 features as columns (what ``iotengine features`` writes)."""
     table = load_telemetry(table)
-    features = compute_features(table, utc_offset_minutes=utc_offset_minutes)
+    features = _features_of_valid_table(table, utc_offset_minutes)
     keep = ["timestamp", "machine_id", "machine_status"]
     keep += [c for c in table.column_names if c not in keep and c not in SENSORS]
     columns = {name: table.column(name) for name in keep}
@@ -366,7 +369,7 @@ def _integer_array(values, name: str) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind not in "iu":
         if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-            return array.astype(np.int64)
+            return array.astype(np.int64).reshape(-1)
         raise ValueError(f"{name} must be integers, got dtype {array.dtype}")
     return array.astype(np.int64, copy=False).reshape(-1)
 
