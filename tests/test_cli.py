@@ -54,6 +54,10 @@ def test_run_writes_data_eda_and_report(tmp_path):
         "eda/kaggle/summary.md",
         "eda/fleet/correlation.png",
         "eda/kaggle/sensors_timeseries.png",
+        "train/TRAINING.md",
+        "train/bundle/bundle.json",
+        "train/model_comparison.png",
+        "train/ceilings.csv",
     ):
         assert (out / relative).stat().st_size > 0
         assert f"({relative})" in report

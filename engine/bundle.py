@@ -1,0 +1,304 @@
+"""Model bundles: the chosen model of every task, saved without pickle, checked by hash when loaded.
+
+A bundle is a folder::
+
+    bundle.json                 what is in the bundle (below) and the sha256 of every other file
+    models/<task>.<family>.txt  LightGBM model text        (or .tl: a treelite checkpoint of a scikit-learn
+                                                            forest; or .json: linear/naive Bayes parameters,
+                                                            with the imputer and scaler parameters)
+    compact/<task>.txt          the compact LightGBM model of each task (fewest features within tolerance)
+
+``bundle.json`` records the feature spec (version and the 67 names), the input columns, the UTC offset of the
+time features, for each task its kind, model family, file, classes, decision threshold and CV metrics, the
+library versions that wrote it, and ``files``: relative path -> sha256. :meth:`Bundle.load` hashes every
+listed file and refuses the bundle if any file is missing or differs, before parsing any model; each model is
+parsed from exactly the bytes that were hashed.
+
+Examples
+--------
+>>> from engine.synth import generate
+>>> from engine.tasks import TASK_BY_NAME, inputs_and_targets
+>>> from engine.training import fit_model
+>>> from engine.zoo import candidates
+>>> import tempfile
+>>> X, y = inputs_and_targets(generate(2_000, seed=5))
+>>> task = TASK_BY_NAME["anomaly_flag"]
+>>> model = fit_model(candidates("binary")["lightgbm"], X, y[task.name])
+>>> folder = tempfile.mkdtemp()
+>>> bundle = Bundle.write(folder, {task.name: TaskModel(task.name, "lightgbm", model, threshold=0.5)})
+>>> loaded = Bundle.load(folder)
+>>> loaded.thresholds
+{'anomaly_flag': 0.5}
+>>> scores = loaded.predict(generate(10, seed=6))
+>>> scores["anomaly_flag"].shape
+(10,)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from engine.data import FAILURE_TYPES, load_telemetry
+from engine.features import _features_of_valid_table
+from engine.model_files import load_model, save_model
+from engine.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
+from kernels.names import FEATURE_NAMES
+
+__all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "Bundle", "BundleError", "TaskModel", "sha256_of"]
+
+BUNDLE_FORMAT = "iotengine.bundle/1"
+FEATURE_SPEC_VERSION = "features.md/67"
+MANIFEST = "bundle.json"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be trusted or read: a missing file, a hash mismatch, an unknown format."""
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class TaskModel:
+    """A fitted model to put in a bundle, with what the bundle records about it.
+
+    ``columns`` are indices into :data:`engine.tasks.INPUT_COLUMNS` (default: all 68).
+    """
+
+    task: str
+    family: str
+    estimator: object
+    threshold: float | None = None
+    metrics: dict = field(default_factory=dict)
+    columns: tuple[int, ...] | None = None
+
+
+def _library_versions() -> dict[str, str]:
+    import lightgbm
+    import sklearn
+    import treelite
+
+    from engine import __version__
+
+    return {
+        "iotengine": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "lightgbm": lightgbm.__version__,
+        "scikit-learn": sklearn.__version__,
+        "treelite": treelite.__version__,
+    }
+
+
+class Bundle:
+    """A loaded, verified bundle. Build one with :meth:`write`, open one with :meth:`load`.
+
+    Attributes
+    ----------
+    path : Path
+    manifest : dict
+        The parsed ``bundle.json``.
+    thresholds : dict of str -> float
+        Decision threshold of each binary task (predict positive when probability >= threshold).
+    """
+
+    def __init__(self, path: Path, manifest: dict, contents: dict[str, bytes]):
+        self.path = path
+        self.manifest = manifest
+        self._models = {}
+        for name, entry in manifest["tasks"].items():
+            task = TASK_BY_NAME[name]
+            self._models[name] = load_model(contents[entry["file"]], entry["family"], task.kind)
+        self.thresholds: dict[str, float] = {
+            name: float(entry["threshold"])
+            for name, entry in manifest["tasks"].items()
+            if entry.get("threshold") is not None
+        }
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.manifest["tasks"])
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Relative path -> sha256 of every file the bundle vouches for."""
+        return dict(self.manifest["files"])
+
+    # --- writing
+
+    @classmethod
+    def write(
+        cls,
+        path: str | os.PathLike,
+        models: dict[str, TaskModel],
+        *,
+        compact: dict[str, TaskModel] | None = None,
+        utc_offset_minutes: int = 0,
+        extra: dict | None = None,
+    ) -> Bundle:
+        """Save fitted models as a bundle folder (replacing the bundle files already there) and return it loaded."""
+        path = Path(path)
+        (path / "models").mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        tasks = {}
+        for name, model in models.items():
+            task = TASK_BY_NAME[name]
+            saved = save_model(model.estimator, model.family, task.kind)
+            relative = f"models/{name}.{model.family}{saved.extension}"
+            files[relative] = _write_file(path / relative, saved.data)
+            tasks[name] = _task_entry(task, model, relative)
+        compact_entries = {}
+        for name, model in (compact or {}).items():
+            task = TASK_BY_NAME[name]
+            saved = save_model(model.estimator, model.family, task.kind)
+            relative = f"compact/{name}{saved.extension}"
+            (path / "compact").mkdir(exist_ok=True)
+            files[relative] = _write_file(path / relative, saved.data)
+            compact_entries[name] = _task_entry(task, model, relative)
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "feature_spec": {"version": FEATURE_SPEC_VERSION, "names": list(FEATURE_NAMES)},
+            "input_columns": list(INPUT_COLUMNS),
+            "utc_offset_minutes": utc_offset_minutes,
+            "tasks": tasks,
+            "compact": compact_entries,
+            "libraries": _library_versions(),
+            **(extra or {}),
+            "files": files,
+        }
+        (path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        return cls.load(path)
+
+    def add_files(self, files: dict[str, bytes], section: str | None = None, entry: object = None) -> Bundle:
+        """Add files (relative path -> bytes) to the bundle, and optionally a manifest section; returns it reloaded."""
+        manifest = json.loads((self.path / MANIFEST).read_text())
+        for relative, data in files.items():
+            target = self.path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            manifest["files"][relative] = _write_file(target, data)
+        if section is not None:
+            manifest[section] = entry
+        (self.path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        return Bundle.load(self.path)
+
+    # --- reading
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Bundle:
+        """Open a bundle, refusing it if ``bundle.json`` is unreadable or any file's sha256 differs from it."""
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError:
+            raise BundleError(f"{path}: not a bundle (no {MANIFEST})") from None
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from None
+        if manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{manifest_path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
+        if manifest.get("feature_spec", {}).get("names") != list(FEATURE_NAMES):
+            raise BundleError(f"{manifest_path}: made for other features than {FEATURE_SPEC_VERSION}")
+        contents = {}
+        for relative, expected in manifest["files"].items():
+            file = (path / relative).resolve()
+            if path.resolve() not in file.parents:
+                raise BundleError(f"{manifest_path}: file {relative!r} lies outside the bundle")
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                raise BundleError(f"{path}: {relative} is listed in {MANIFEST} but missing") from None
+            if sha256_of(data) != expected:
+                raise BundleError(f"{path}: {relative} does not match its sha256 in {MANIFEST}; refusing to load it")
+            contents[relative] = data
+        for name, entry in manifest["tasks"].items():
+            if name not in TASK_BY_NAME:
+                raise BundleError(f"{manifest_path}: unknown task {name!r}")
+            if entry["file"] not in contents:
+                raise BundleError(f"{manifest_path}: task {name!r} uses {entry['file']}, which has no sha256")
+        return cls(path, manifest, contents)
+
+    def verified_bytes(self, relative: str) -> bytes:
+        """A bundle file's bytes, after checking them against the manifest's sha256 (again, at read time)."""
+        expected = self.manifest["files"].get(relative)
+        if expected is None:
+            raise BundleError(f"{self.path}: {relative} is not part of the bundle")
+        data = (self.path / relative).read_bytes()
+        if sha256_of(data) != expected:
+            raise BundleError(f"{self.path}: {relative} does not match its sha256 in {MANIFEST}; refusing to use it")
+        return data
+
+    # --- predicting
+
+    def inputs(self, table) -> np.ndarray:
+        """The (n, 68) model inputs of a telemetry table: the 67 features and machine_status."""
+        table = load_telemetry(table)
+        features = _features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
+        return design_matrix(features, table.column("machine_status").to_numpy())
+
+    def predict(self, table) -> dict[str, np.ndarray]:
+        """Scores of every task for every row of a telemetry table (labels are not needed).
+
+        Returns
+        -------
+        dict
+            ``anomaly_flag``, ``maintenance_required``, ``downtime_risk``: probability of the positive class,
+            shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
+            columns in :data:`engine.data.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
+        """
+        return self.predict_inputs(self.inputs(table))
+
+    def predict_inputs(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predict` from model inputs already computed (shape (n, 68))."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(INPUT_COLUMNS):
+            raise ValueError(f"inputs must have shape (n, {len(INPUT_COLUMNS)}), not {X.shape}")
+        out = {}
+        for name, entry in self.manifest["tasks"].items():
+            columns = entry.get("columns")
+            scores = self._models[name].predict(X if columns is None else X[:, columns])
+            if name == "failure_type":
+                proba = np.zeros((X.shape[0], len(FAILURE_TYPES)))
+                proba[:, entry["class_indices"]] = scores.reshape(X.shape[0], -1)
+                out["failure_type_proba"] = proba
+                out[name] = np.asarray(FAILURE_TYPES)[proba.argmax(axis=1)]
+            else:
+                out[name] = np.asarray(scores, dtype=np.float64).reshape(-1)
+        return out
+
+    def model(self, task: str):
+        """The predictor of a task (see :mod:`engine.model_files`)."""
+        return self._models[task]
+
+
+def _task_entry(task, model: TaskModel, relative: str) -> dict:
+    classes = getattr(model.estimator, "classes_", None)
+    if classes is None and hasattr(model.estimator, "named_steps"):
+        classes = getattr(model.estimator.named_steps["model"], "classes_", None)
+    entry = {
+        "kind": task.kind,
+        "family": model.family,
+        "file": relative,
+        "classes": list(task.classes),
+        "threshold": model.threshold,
+        "metrics": model.metrics,
+        "columns": None if model.columns is None else [int(c) for c in model.columns],
+    }
+    if task.kind == "multiclass":
+        entry["class_indices"] = [int(c) for c in classes]
+    return entry
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha256_of(data)
