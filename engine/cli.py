@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="a real telemetry file (e.g. the full Kaggle CSV) used in place of kaggle-mode data",
     )
+    run.add_argument(
+        "--holdout",
+        type=Path,
+        default=None,
+        help="labelled data the trained bundle is scored on, e.g. ../shared/data/smart_manufacturing_sample.csv",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.set_defaults(command=_cmd_run)
     return parser
@@ -255,7 +261,9 @@ def _cmd_run(args) -> int:
         )
         training = stages.run(
             f"train five tasks, {families} models each, 3-fold CV ({kaggle.num_rows:,} rows)",
-            lambda: train(kaggle, out / "train", fleet=fleet, seed=args.seed, progress=_progress_line),
+            lambda: train(
+                kaggle, out / "train", fleet=fleet, holdout=args.holdout, seed=args.seed, progress=_progress_line
+            ),
         )
     finally:
         stages.close()

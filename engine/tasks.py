@@ -71,6 +71,7 @@ class Task:
     kind: str
     score: str
     classes: tuple[str, ...] = ()
+    why_inputs: str = ""
 
     def target(self, table: pa.Table) -> np.ndarray:
         """The target of every row: 0/1 (int64), a class index into :attr:`classes` (int64), or hours (float64)."""
@@ -91,11 +92,42 @@ class Task:
 
 
 TASKS: tuple[Task, ...] = (
-    Task("anomaly_flag", "binary", "f1", ("normal", "anomaly")),
-    Task("maintenance_required", "binary", "f1", ("no", "yes")),
-    Task("downtime_risk", "binary", "f1", ("low", "high")),
-    Task("failure_type", "multiclass", "f1_macro", FAILURE_TYPES),
-    Task("predicted_remaining_life", "regression", "r2"),
+    Task(
+        "anomaly_flag",
+        "binary",
+        "f1",
+        ("normal", "anomaly"),
+        "raw sensors (kaggle: a rule on temperature and vibration); rolling and per-machine deviations (fleet: "
+        "anomalies are departures from a machine's own baseline); status as the expected load level",
+    ),
+    Task(
+        "maintenance_required",
+        "binary",
+        "f1",
+        ("no", "yes"),
+        "status (maintenance implies it in both modes); sensors and deviations for the anomaly and wear part",
+    ),
+    Task(
+        "downtime_risk",
+        "binary",
+        "f1",
+        ("low", "high"),
+        "as anomaly_flag in kaggle data (risk = anomaly); drift of the rolling features before failures in fleet",
+    ),
+    Task(
+        "failure_type",
+        "multiclass",
+        "f1_macro",
+        FAILURE_TYPES,
+        "status (kaggle: a failure type is only set under maintenance); which sensors drift (fleet)",
+    ),
+    Task(
+        "predicted_remaining_life",
+        "regression",
+        "r2",
+        (),
+        "anomalous sensors mean short life; status marks repairs; drift features measure wear (fleet)",
+    ),
 )
 TASK_BY_NAME: dict[str, Task] = {task.name: task for task in TASKS}
 

@@ -377,6 +377,12 @@ def _write_markdown(run: TrainingRun, files: list[Path]) -> Path:
         "",
         "Files: " + ", ".join(f"[{p.name}]({p.name})" for p in files),
         "",
+        "## Inputs",
+        "",
+        *_markdown_table(
+            ["task", "inputs", "why"],
+            [[t.name, "67 features + machine_status", t.why_inputs] for t in TASKS],
+        ),
         "## Models and ceilings",
         "",
         "The Bayes ceiling is the best score any model can reach given how the labels relate to the inputs "

@@ -248,7 +248,9 @@ def test_bundle_round_trips_every_family(tmp_path, task_name, families):
 
 def test_trained_bundle_predicts_every_task(trained, kaggle):
     bundle = Bundle.load(trained / "bundle")
-    scores = bundle.predict(kaggle.slice(0, 50))
+    unlabelled = kaggle.slice(0, 50).select([*kaggle.column_names[:8]])
+    assert "anomaly_flag" not in unlabelled.column_names
+    scores = bundle.predict(unlabelled)
     assert set(scores) == {task.name for task in TASKS} | {"failure_type_proba"}
     assert scores["failure_type_proba"].shape == (50, 5)
     assert np.allclose(scores["failure_type_proba"].sum(axis=1), 1.0)
