@@ -6,6 +6,8 @@ A bundle is a folder::
     models/<task>.<family>.txt  LightGBM model text        (or .tl: a treelite checkpoint of a scikit-learn
                                                             forest; or .json: linear/naive Bayes parameters,
                                                             with the imputer and scaler parameters)
+    lightgbm/<task>.txt         the LightGBM model of every task (the primary model, kept when another
+                                family was chosen: the compilers and benchmarks start from it)
     compact/<task>.txt          the compact LightGBM model of each task (fewest features within tolerance)
 
 ``bundle.json`` records the feature spec (version and the 67 names), the input columns, the UTC offset of the
@@ -118,6 +120,7 @@ class Bundle:
         for name, entry in manifest["tasks"].items():
             task = TASK_BY_NAME[name]
             self._models[name] = load_model(contents[entry["file"]], entry["family"], task.kind)
+        self._backend_cache: dict[str, dict] = {}
         self.thresholds: dict[str, float] = {
             name: float(entry["threshold"])
             for name, entry in manifest["tasks"].items()
@@ -141,7 +144,7 @@ class Bundle:
         path: str | os.PathLike,
         models: dict[str, TaskModel],
         *,
-        compact: dict[str, TaskModel] | None = None,
+        sets: dict[str, dict[str, TaskModel]] | None = None,
         utc_offset_minutes: int = 0,
         extra: dict | None = None,
     ) -> Bundle:
@@ -156,14 +159,15 @@ class Bundle:
             relative = f"models/{name}.{model.family}{saved.extension}"
             files[relative] = _write_file(path / relative, saved.data)
             tasks[name] = _task_entry(task, model, relative)
-        compact_entries = {}
-        for name, model in (compact or {}).items():
-            task = TASK_BY_NAME[name]
-            saved = save_model(model.estimator, model.family, task.kind)
-            relative = f"compact/{name}{saved.extension}"
-            (path / "compact").mkdir(exist_ok=True)
-            files[relative] = _write_file(path / relative, saved.data)
-            compact_entries[name] = _task_entry(task, model, relative)
+        set_entries: dict[str, dict] = {}
+        for set_name, set_models in (sets or {}).items():
+            set_entries[set_name] = {}
+            for name, model in set_models.items():
+                task = TASK_BY_NAME[name]
+                saved = save_model(model.estimator, model.family, task.kind)
+                relative = f"{set_name}/{name}{saved.extension}"
+                files[relative] = _write_file(path / relative, saved.data)
+                set_entries[set_name][name] = _task_entry(task, model, relative)
         manifest = {
             "format": BUNDLE_FORMAT,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -171,7 +175,7 @@ class Bundle:
             "input_columns": list(INPUT_COLUMNS),
             "utc_offset_minutes": utc_offset_minutes,
             "tasks": tasks,
-            "compact": compact_entries,
+            "model_sets": set_entries,
             "libraries": _library_versions(),
             **(extra or {}),
             "files": files,
@@ -245,8 +249,13 @@ class Bundle:
         features = _features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
         return design_matrix(features, table.column("machine_status").to_numpy())
 
-    def predict(self, table) -> dict[str, np.ndarray]:
+    def predict(self, table, backend: str = "lightgbm") -> dict[str, np.ndarray]:
         """Scores of every task for every row of a telemetry table (labels are not needed).
+
+        ``backend`` chooses how the tree models run: ``"lightgbm"`` (each model's own library: LightGBM,
+        treelite's interpreter for scikit-learn forests) or ``"native"`` (the libraries built by
+        ``iotengine compile``, through cffi). Linear and naive Bayes models have no trees to compile; every
+        backend evaluates them with numpy.
 
         Returns
         -------
@@ -255,17 +264,18 @@ class Bundle:
             shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
             columns in :data:`engine.data.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
         """
-        return self.predict_inputs(self.inputs(table))
+        return self.predict_inputs(self.inputs(table), backend=backend)
 
-    def predict_inputs(self, X: np.ndarray) -> dict[str, np.ndarray]:
+    def predict_inputs(self, X: np.ndarray, backend: str = "lightgbm") -> dict[str, np.ndarray]:
         """:meth:`predict` from model inputs already computed (shape (n, 68))."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(INPUT_COLUMNS):
             raise ValueError(f"inputs must have shape (n, {len(INPUT_COLUMNS)}), not {X.shape}")
+        models = self._backend_models(backend)
         out = {}
         for name, entry in self.manifest["tasks"].items():
             columns = entry.get("columns")
-            scores = self._models[name].predict(X if columns is None else X[:, columns])
+            scores = models[name].predict(X if columns is None else X[:, columns])
             if name == "failure_type":
                 proba = np.zeros((X.shape[0], len(FAILURE_TYPES)))
                 proba[:, entry["class_indices"]] = scores.reshape(X.shape[0], -1)
@@ -275,9 +285,29 @@ class Bundle:
                 out[name] = np.asarray(scores, dtype=np.float64).reshape(-1)
         return out
 
+    def _backend_models(self, backend: str) -> dict:
+        if backend == "lightgbm":
+            return self._models
+        if backend == "native":
+            if "native" not in self._backend_cache:
+                from compile.bundle_native import native_models
+
+                self._backend_cache["native"] = {**self._models, **native_models(self, "chosen")}
+            return self._backend_cache["native"]
+        raise ValueError(f"backend must be 'lightgbm' or 'native', not {backend!r}")
+
     def model(self, task: str):
         """The predictor of a task (see :mod:`engine.model_files`)."""
         return self._models[task]
+
+    def model_set(self, name: str) -> dict[str, dict]:
+        """Manifest entries of an extra model set (``"lightgbm"``, ``"compact"``), by task."""
+        return dict(self.manifest.get("model_sets", {}).get(name, {}))
+
+    def load_set_model(self, set_name: str, task: str):
+        """A predictor of a task's model from an extra set, from verified bytes."""
+        entry = self.model_set(set_name)[task]
+        return load_model(self.verified_bytes(entry["file"]), entry["family"], TASK_BY_NAME[task].kind)
 
 
 def _task_entry(task, model: TaskModel, relative: str) -> dict:

@@ -4,6 +4,7 @@
 ``iotengine eda``       summary, statistics and plots of a telemetry file
 ``iotengine features``  the 67 features of a telemetry file, to Parquet
 ``iotengine train``     cross-validate the model zoo on five tasks, write a bundle and reports
+``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc)
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
 
 Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for bad arguments).
@@ -84,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(command=_cmd_train)
 
-    run = commands.add_parser("run", help="the main job: data, EDA, features, training")
+    compile_ = commands.add_parser("compile", help="compile a bundle's tree models to native libraries")
+    compile_.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
+    compile_.set_defaults(command=_cmd_compile)
+
+    run = commands.add_parser("run", help="the main job: data, EDA, features, training, compilation")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
     run.add_argument("--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)")
     run.add_argument(
@@ -172,6 +177,16 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_compile(args) -> int:
+    from compile.bundle_native import compile_bundle
+
+    started = time.perf_counter()
+    bundle = compile_bundle(args.bundle)
+    built = sum(len(tasks) for tasks in bundle.manifest["native"].values())
+    print(f"compiled {built} native libraries into {bundle.path} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def _cmd_features(args) -> int:
     started = time.perf_counter()
     table, report = load_telemetry_with_report(args.data)
@@ -215,6 +230,7 @@ def _progress_line(text: str) -> None:
 
 
 def _cmd_run(args) -> int:
+    from compile.bundle_native import compile_bundle
     from engine.eda import run_eda
     from engine.synth import generate
     from engine.tasks import TASK_BY_NAME
@@ -225,7 +241,7 @@ def _cmd_run(args) -> int:
 
     out: Path = args.out
     data_dir = out / "data"
-    stages = _Stages(total=7)
+    stages = _Stages(total=8)
     try:
         if args.data is not None:
             kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
@@ -264,6 +280,10 @@ def _cmd_run(args) -> int:
             lambda: train(
                 kaggle, out / "train", fleet=fleet, holdout=args.holdout, seed=args.seed, progress=_progress_line
             ),
+        )
+        compiled = stages.run(
+            "compile tree models to native libraries (treelite + tl2cgen + gcc)",
+            lambda: compile_bundle(training.bundle.path, progress=_progress_line),
         )
     finally:
         stages.close()
@@ -308,6 +328,21 @@ def _cmd_run(args) -> int:
             f"| {training.ceilings[task_name][metric]:.4f} | {'' if threshold is None else f'{threshold:.4f}'} |"
         )
     lines += ["", *(f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in training.files)]
+    lines += [
+        "",
+        "## Native libraries",
+        "",
+        "| set | task | family | trees | library | bytes |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for set_name, tasks in compiled.manifest["native"].items():
+        for task_name, entry in tasks.items():
+            library = compiled.path / entry["library"]
+            relative = library.relative_to(out)
+            lines.append(
+                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | [{relative}]({relative}) "
+                f"| {library.stat().st_size:,} |"
+            )
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0

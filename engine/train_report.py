@@ -195,7 +195,13 @@ def train(
     bundle = Bundle.write(
         out / "bundle",
         models,
-        compact=compact_models,
+        sets={
+            "lightgbm": {
+                name: TaskModel(name, "lightgbm", model, threshold=thresholds.get(name))
+                for name, model in final_lightgbm.items()
+            },
+            "compact": compact_models,
+        },
         extra={
             "training": {
                 "rows": int(X.shape[0]),

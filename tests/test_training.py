@@ -260,7 +260,12 @@ def test_trained_bundle_predicts_every_task(trained, kaggle):
     manifest = json.loads((trained / "bundle" / "bundle.json").read_text())
     assert manifest["input_columns"] == list(INPUT_COLUMNS)
     assert set(manifest["libraries"]) >= {"lightgbm", "scikit-learn", "numpy", "treelite"}
-    assert set(manifest["compact"]) == {task.name for task in TASKS}
+    for set_name in ("lightgbm", "compact"):
+        assert set(manifest["model_sets"][set_name]) == {task.name for task in TASKS}
+    X, _ = inputs_and_targets(kaggle.slice(0, 50))
+    for name, entry in bundle.model_set("compact").items():
+        assert bundle.load_set_model("compact", name).predict(X[:, entry["columns"]]).shape[0] == 50
+    assert bundle.load_set_model("lightgbm", "anomaly_flag").predict(X).shape == (50,)
 
 
 def test_tampered_or_missing_bundle_files_are_refused(trained, tmp_path):

@@ -1,0 +1,186 @@
+"""Native libraries (treelite + tl2cgen + gcc, called through cffi) against LightGBM's and scikit-learn's own
+predictions, on 100k fleet rows with missing values and on the real Kaggle sample."""
+
+from __future__ import annotations
+
+import shutil
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from compile.binding import NativeModel
+from compile.bundle_native import compile_bundle, native_models
+from compile.errors import CompileError
+from compile.native import build_library, generate_sources, treelite_model
+from engine.bundle import Bundle, BundleError, TaskModel
+from engine.cli import main
+from engine.synth import generate
+from engine.tasks import TASK_BY_NAME, TASKS, inputs_and_targets
+from engine.training import fit_model
+from engine.zoo import candidates
+
+CHOSEN = {
+    "anomaly_flag": "random_forest",
+    "maintenance_required": "extra_trees",
+    "downtime_risk": "lightgbm",
+    "failure_type": "hist_gradient_boosting",
+    "predicted_remaining_life": "lightgbm",
+}
+
+
+@pytest.fixture(scope="module")
+def fleet_inputs():
+    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7, interval_s=300))
+    assert np.isnan(X).any(axis=1).sum() > 500  # missing sensor values reach the models
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def real_inputs(real_sample_path):
+    return inputs_and_targets(real_sample_path)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, fleet_inputs):
+    """A bundle of LightGBM models for every task plus scikit-learn trees as the chosen models, compiled."""
+    X, y = fleet_inputs
+    train = slice(0, 30_000)
+    lightgbm_models, chosen = {}, {}
+    for task in TASKS:
+        zoo = candidates(task.kind)
+        lightgbm_models[task.name] = fit_model(zoo["lightgbm"], X[train], y[task.name][train])
+        family = CHOSEN[task.name]
+        model = (
+            lightgbm_models[task.name]
+            if family == "lightgbm"
+            else fit_model(zoo[family], X[train], y[task.name][train])
+        )
+        chosen[task.name] = TaskModel(task.name, family, model)
+    folder = tmp_path_factory.mktemp("native") / "bundle"
+    Bundle.write(
+        folder,
+        chosen,
+        sets={"lightgbm": {n: TaskModel(n, "lightgbm", m) for n, m in lightgbm_models.items()}},
+    )
+    assert main(["compile", "--bundle", str(folder)]) == 0
+    return Bundle.load(folder), lightgbm_models, {n: m.estimator for n, m in chosen.items()}
+
+
+@pytest.mark.parametrize("data", ["fleet", "real"])
+def test_native_lightgbm_equals_lightgbm_raw_and_transformed(compiled, fleet_inputs, real_inputs, data):
+    bundle, lightgbm_models, _ = compiled
+    X = fleet_inputs[0] if data == "fleet" else real_inputs[0]
+    native = native_models(bundle, "lightgbm")
+    assert set(native) == {task.name for task in TASKS}
+    for name, model in lightgbm_models.items():
+        booster = model.booster_
+        expected = booster.predict(X)
+        expected_raw = booster.predict(X, raw_score=True)
+        got = native[name].predict(X)
+        got_raw = native[name].predict(X, raw=True)
+        assert np.max(np.abs(got - expected)) <= 1e-12, name
+        assert np.max(np.abs(got_raw.reshape(expected_raw.shape) - expected_raw)) <= 1e-12, name
+
+
+def test_native_sklearn_trees_equal_predict_proba(compiled, fleet_inputs, real_inputs):
+    bundle, _, estimators = compiled
+    native = native_models(bundle, "chosen")
+    for X in (fleet_inputs[0], real_inputs[0]):
+        for name, family in CHOSEN.items():
+            if family == "lightgbm":
+                continue
+            task = TASK_BY_NAME[name]
+            expected = estimators[name].predict_proba(X)
+            expected = expected[:, 1] if task.kind == "binary" else expected
+            got = native[name].predict(X)
+            assert np.max(np.abs(got - expected)) <= 1e-12, (name, family)
+
+
+def test_bundle_native_backend_equals_the_models_own_libraries(compiled, fleet_inputs):
+    bundle, _, _ = compiled
+    X = fleet_inputs[0][:20_000]
+    own = bundle.predict_inputs(X, backend="lightgbm")
+    native = bundle.predict_inputs(X, backend="native")
+    for key, values in own.items():
+        if values.dtype.kind == "f":
+            assert np.max(np.abs(native[key] - values)) <= 1e-12, key
+        else:
+            assert np.array_equal(native[key], values), key
+    with pytest.raises(ValueError, match="backend"):
+        bundle.predict_inputs(X, backend="tensorflow")
+
+
+def test_single_row_path_equals_batch(compiled, fleet_inputs):
+    bundle, _, _ = compiled
+    X = fleet_inputs[0][:300]
+    for name, model in native_models(bundle, "lightgbm").items():
+        batch = model.predict(X)
+        rows = np.array([model.predict_row(x) for x in X])
+        assert np.array_equal(rows.reshape(batch.shape), batch), name
+    # A strided, non-contiguous view is accepted (copied once) and gives the same numbers.
+    model = native_models(bundle, "lightgbm")["anomaly_flag"]
+    wide = np.repeat(X, 2, axis=1)[:, ::2]
+    assert np.array_equal(model.predict(wide), model.predict(X))
+
+
+def test_values_whose_low_bits_are_all_ones_are_not_missing(tmp_path):
+    # tl2cgen's own missing test reads the low 32 bits of the double: 0.49999999999999994 = sin(pi/6), hour_sin
+    # at 1 am, has them all set. A one-split model on such values must follow the value, not the missing branch.
+    rng = np.random.default_rng(0)
+    x = rng.choice([0.49999999999999994, 0.9], size=2_000)
+    X = np.column_stack([x, rng.normal(size=2_000)])
+    y = (x > 0.7).astype(float) * 10.0
+    booster = lgb.train({"objective": "regression", "verbose": -1, "min_data_in_leaf": 5}, lgb.Dataset(X, y), 3)
+    model = treelite_model(booster.model_to_string().encode(), "lightgbm")
+    library = build_library(generate_sources(model, tmp_path / "src", round_float32=False), tmp_path / "m.so")
+    import hashlib
+
+    native = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), "regression")
+    assert np.array_equal(native.predict(X), booster.predict(X))
+
+
+def test_corrupted_or_foreign_libraries_are_refused_before_loading(compiled, tmp_path):
+    bundle, _, _ = compiled
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundle.path, folder)
+    entries = Bundle.load(folder).manifest["native"]["lightgbm"]
+    anomaly = folder / entries["anomaly_flag"]["library"]
+    foreign = folder / entries["failure_type"]["library"]
+    original = anomaly.read_bytes()
+    shutil.copyfile(foreign, anomaly)  # a real, loadable library, but not this one
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.load(folder)
+    with pytest.raises(CompileError, match="sha256"):
+        NativeModel(anomaly, bundle.files[entries["anomaly_flag"]["library"]], "binary")
+    anomaly.write_bytes(original[:1000] + b"\0" * 16 + original[1016:])
+    with pytest.raises(CompileError, match="refusing"):
+        NativeModel(anomaly, bundle.files[entries["anomaly_flag"]["library"]], "binary")
+    anomaly.write_bytes(original)
+    Bundle.load(folder)
+
+
+def test_bundle_records_sources_and_libraries_with_hashes(compiled):
+    bundle, _, _ = compiled
+    native = bundle.manifest["native"]
+    assert set(native["chosen"]) == {task.name for task in TASKS}
+    for tasks in native.values():
+        for entry in tasks.values():
+            assert entry["library"] in bundle.files
+            assert any(s.endswith("main.c") for s in entry["sources"])
+            assert all(s in bundle.files for s in entry["sources"])
+    assert native["chosen"]["anomaly_flag"]["round_float32"] is True
+    assert native["chosen"]["downtime_risk"]["round_float32"] is False
+
+
+def test_compile_refuses_a_model_that_is_not_a_tree():
+    with pytest.raises(CompileError, match="not a tree"):
+        treelite_model(b"{}", "gaussian_nb")
+
+
+def test_compile_recompiles_cleanly(compiled, tmp_path):
+    bundle, _, _ = compiled
+    folder = tmp_path / "again"
+    shutil.copytree(bundle.path, folder)
+    again = compile_bundle(folder, progress=lambda _: None)
+    assert set(again.manifest["native"]["lightgbm"]) == {task.name for task in TASKS}
