@@ -99,39 +99,38 @@ def _tabular(model, scale: bool) -> Pipeline:
     return Pipeline(steps)
 
 
+# The tree families exist as a classifier and a regressor with the same settings: (classifier, regressor).
+_TREE_CLASSES = {
+    "lightgbm": (lgb.LGBMClassifier, lgb.LGBMRegressor),
+    "random_forest": (RandomForestClassifier, RandomForestRegressor),
+    "extra_trees": (ExtraTreesClassifier, ExtraTreesRegressor),
+    "hist_gradient_boosting": (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+}
+
+
 def candidates(kind: str, *, seed: int = 0, n_jobs: int = 2) -> dict[str, Candidate]:
     """Fresh, unfitted candidates for a task kind ("binary", "multiclass" or "regression"), by family name."""
-    lightgbm_fit = {"categorical_feature": [STATUS_COLUMN]}
-    lgb_params = {**LIGHTGBM_PARAMS, "random_state": seed, "n_jobs": n_jobs}
-    if kind in ("binary", "multiclass"):
-        return {
-            "lightgbm": Candidate(lgb.LGBMClassifier(**lgb_params), lightgbm_fit),
-            "random_forest": Candidate(
-                RandomForestClassifier(**FOREST_PARAMS, max_samples=0.5, n_jobs=n_jobs, random_state=seed)
-            ),
-            "extra_trees": Candidate(ExtraTreesClassifier(**FOREST_PARAMS, n_jobs=n_jobs, random_state=seed)),
-            "hist_gradient_boosting": Candidate(
-                HistGradientBoostingClassifier(
-                    **HIST_GB_PARAMS, categorical_features=[STATUS_COLUMN], early_stopping=False, random_state=seed
-                )
-            ),
-            "logistic_regression": Candidate(_tabular(LogisticRegression(max_iter=1000), scale=True)),
-            "gaussian_nb": Candidate(_tabular(GaussianNB(), scale=False)),
-        }
+    if kind not in ("binary", "multiclass", "regression"):
+        raise ValueError(f"kind must be binary, multiclass or regression, not {kind!r}")
+    which = 1 if kind == "regression" else 0
+    params = {
+        "lightgbm": {**LIGHTGBM_PARAMS, "random_state": seed, "n_jobs": n_jobs},
+        "random_forest": {**FOREST_PARAMS, "max_samples": 0.5, "n_jobs": n_jobs, "random_state": seed},
+        "extra_trees": {**FOREST_PARAMS, "n_jobs": n_jobs, "random_state": seed},
+        "hist_gradient_boosting": {
+            **HIST_GB_PARAMS,
+            "categorical_features": [STATUS_COLUMN],
+            "early_stopping": False,
+            "random_state": seed,
+        },
+    }
+    zoo = {family: Candidate(classes[which](**params[family])) for family, classes in _TREE_CLASSES.items()}
+    zoo["lightgbm"].fit_params = {"categorical_feature": [STATUS_COLUMN]}
     if kind == "regression":
-        return {
-            "lightgbm": Candidate(lgb.LGBMRegressor(**lgb_params), lightgbm_fit),
-            "random_forest": Candidate(
-                RandomForestRegressor(**FOREST_PARAMS, max_samples=0.5, n_jobs=n_jobs, random_state=seed)
-            ),
-            "extra_trees": Candidate(ExtraTreesRegressor(**FOREST_PARAMS, n_jobs=n_jobs, random_state=seed)),
-            "hist_gradient_boosting": Candidate(
-                HistGradientBoostingRegressor(
-                    **HIST_GB_PARAMS, categorical_features=[STATUS_COLUMN], early_stopping=False, random_state=seed
-                )
-            ),
-            "ridge": Candidate(_tabular(Ridge(alpha=1.0), scale=True)),
-            # The floor: predicting the training mean scores R^2 = 0 (slightly below on held-out folds).
-            "mean": Candidate(DummyRegressor(strategy="mean")),
-        }
-    raise ValueError(f"kind must be binary, multiclass or regression, not {kind!r}")
+        zoo["ridge"] = Candidate(_tabular(Ridge(alpha=1.0), scale=True))
+        # The floor: predicting the training mean scores R^2 = 0 (slightly below on held-out folds).
+        zoo["mean"] = Candidate(DummyRegressor(strategy="mean"))
+    else:
+        zoo["logistic_regression"] = Candidate(_tabular(LogisticRegression(max_iter=1000), scale=True))
+        zoo["gaussian_nb"] = Candidate(_tabular(GaussianNB(), scale=False))
+    return zoo
