@@ -42,6 +42,7 @@ from scipy.special import expit, logsumexp, softmax
 from sklearn.pipeline import Pipeline
 
 from engine.tasks import STATUS_COLUMN
+from engine.zoo import expand_status
 
 __all__ = ["TABULAR_FAMILIES", "TREELITE_FAMILIES", "SavedModel", "load_model", "save_model"]
 
@@ -165,10 +166,7 @@ class TabularPredictor:
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:
         a = self._arrays
-        X = np.asarray(X, dtype=np.float64)
-        status = X[:, self.document["status_column"]]
-        indicators = (status[:, None] == np.arange(3)[None, :]).astype(np.float64)
-        Z = np.hstack([np.delete(X, self.document["status_column"], axis=1), indicators])
+        Z = expand_status(X, self.document["status_column"])
         Z = np.where(np.isnan(Z), a["impute_medians"][None, :], Z)
         if "scale_mean" in a:
             Z = (Z - a["scale_mean"]) / a["scale_scale"]

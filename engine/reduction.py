@@ -26,12 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lightgbm as lgb
 import numpy as np
 
 from engine.tasks import INPUT_COLUMNS, STATUS_COLUMN, Task
 from engine.training import fit_model, fold_metrics, predict_scores, splits
-from engine.zoo import LIGHTGBM_PARAMS, Candidate
+from engine.zoo import lightgbm_candidate
 from kernels.names import FEATURE_NAMES
 
 __all__ = ["COMPACT_TOLERANCE", "TOP_K", "ReductionPoint", "cv_columns", "pick_compact", "reduction_curve"]
@@ -52,13 +51,8 @@ class ReductionPoint:
     columns: tuple[int, ...]  # input columns of the subset chosen on all rows (for the shipped compact model)
 
 
-def _lightgbm(columns: np.ndarray, kind: str, seed: int, n_jobs: int) -> Candidate:
-    params = {**LIGHTGBM_PARAMS, "random_state": seed, "n_jobs": n_jobs}
-    estimator = lgb.LGBMRegressor(**params) if kind == "regression" else lgb.LGBMClassifier(**params)
-    fit_params = {}
-    if STATUS_COLUMN in columns:
-        fit_params["categorical_feature"] = [int(np.flatnonzero(columns == STATUS_COLUMN)[0])]
-    return Candidate(estimator, fit_params)
+def _fit_lightgbm(task: Task, X, y, columns, seed: int, n_jobs: int):
+    return fit_model(lightgbm_candidate(task.kind, columns, seed=seed, n_jobs=n_jobs), X[:, columns], y)
 
 
 def _with_status(features: np.ndarray) -> np.ndarray:
@@ -70,7 +64,7 @@ def cv_columns(task: Task, X, y, columns, *, folds=3, seed=0, n_jobs=2) -> tuple
     columns = np.asarray(columns, dtype=np.int64)
     scores = []
     for train, test in splits(task, y, folds, seed):
-        model = fit_model(_lightgbm(columns, task.kind, seed, n_jobs), X[train][:, columns], y[train])
+        model = _fit_lightgbm(task, X[train], y[train], columns, seed, n_jobs)
         predicted = predict_scores(task, model, X[test][:, columns])
         scores.append(fold_metrics(task, y[test], predicted)[task.score])
     return float(np.mean(scores)), float(np.std(scores))
@@ -85,22 +79,16 @@ def reduction_curve(task: Task, X, y, *, top_k=TOP_K, folds=3, seed=0, n_jobs=2)
     total_gain = np.zeros(n_features)
     two_sensor_columns = _with_status(TWO_SENSORS)
     for train, test in splits(task, y, folds, seed):
-        full = fit_model(_lightgbm(all_columns, task.kind, seed, n_jobs), X[train], y[train])
+        full = fit_model(lightgbm_candidate(task.kind, all_columns, seed=seed, n_jobs=n_jobs), X[train], y[train])
         gain = full.booster_.feature_importance(importance_type="gain")[:n_features]
         total_gain += gain
         ranking = np.argsort(-gain, kind="stable")
         for k in top_k:
             columns = all_columns if k >= n_features else _with_status(np.sort(ranking[:k]))
-            model = (
-                full
-                if k >= n_features
-                else fit_model(_lightgbm(columns, task.kind, seed, n_jobs), X[train][:, columns], y[train])
-            )
+            model = full if k >= n_features else _fit_lightgbm(task, X[train], y[train], columns, seed, n_jobs)
             predicted = predict_scores(task, model, X[test][:, columns])
             scores[k].append(fold_metrics(task, y[test], predicted)[task.score])
-        model = fit_model(
-            _lightgbm(two_sensor_columns, task.kind, seed, n_jobs), X[train][:, two_sensor_columns], y[train]
-        )
+        model = _fit_lightgbm(task, X[train], y[train], two_sensor_columns, seed, n_jobs)
         predicted = predict_scores(task, model, X[test][:, two_sensor_columns])
         two_sensor_scores.append(fold_metrics(task, y[test], predicted)[task.score])
     overall = np.argsort(-total_gain, kind="stable")

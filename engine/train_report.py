@@ -32,7 +32,7 @@ from engine.autoencoder import AutoencoderEvaluation, evaluate_autoencoder
 from engine.bundle import Bundle, TaskModel
 from engine.ceilings import REFERENCE_FIGURES, task_ceilings
 from engine.reduction import ReductionPoint, cv_columns, pick_compact, reduction_curve
-from engine.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASK_BY_NAME, TASKS, Task, inputs_and_targets
+from engine.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASK_BY_NAME, TASKS, inputs_and_targets
 from engine.training import (
     METRICS,
     ModelResult,
@@ -42,7 +42,7 @@ from engine.training import (
     fit_model,
     fold_metrics,
 )
-from engine.zoo import candidates
+from engine.zoo import candidates, lightgbm_candidate
 from kernels.names import RAW
 
 __all__ = ["TrainingRun", "train"]
@@ -146,7 +146,7 @@ def train(
     seconds["cross-validation and final fits"] = time.perf_counter() - started
 
     ceilings = timed("ceilings", lambda: task_ceilings(X, y))
-    progress("  Bayes ceilings: " + ", ".join(f"{t.name} {ceilings[t.name][_ceiling_metric(t)]:.4f}" for t in TASKS))
+    progress("  Bayes ceilings: " + ", ".join(f"{t.name} {ceilings[t.name][t.score]:.4f}" for t in TASKS))
 
     reduction: dict[str, list[ReductionPoint]] = {}
     compact: dict[str, ReductionPoint] = {}
@@ -156,8 +156,7 @@ def train(
         reduction[task.name] = reduction_curve(task, X, y[task.name], folds=folds, seed=seed, n_jobs=n_jobs)
         compact[task.name] = point = pick_compact(reduction[task.name])
         columns = np.asarray(point.columns)
-        zoo_lightgbm = candidates(task.kind, seed=seed, n_jobs=n_jobs)["lightgbm"]
-        zoo_lightgbm.fit_params = {"categorical_feature": [int(np.flatnonzero(columns == STATUS_COLUMN)[0])]}
+        zoo_lightgbm = lightgbm_candidate(task.kind, columns, seed=seed, n_jobs=n_jobs)
         compact_models[task.name] = TaskModel(
             task.name,
             "lightgbm",
@@ -233,10 +232,6 @@ def train(
     )
     run.files = _write_reports(run, X, y, final_lightgbm)
     return run
-
-
-def _ceiling_metric(task: Task) -> str:
-    return {"binary": "f1", "multiclass": "f1_macro", "regression": "r2"}[task.kind]
 
 
 def _evaluate_holdout(bundle: Bundle, holdout, folds, seed, n_jobs, progress) -> list[dict]:
@@ -316,7 +311,7 @@ def _write_reports(run: TrainingRun, X, y, final_lightgbm) -> list[Path]:
 
     ceiling_rows = []
     for task in TASKS:
-        metric = _ceiling_metric(task)
+        metric = task.score
         reference_metric, reference = REFERENCE_FIGURES[task.name]
         chosen = run.results[task.name][run.best[task.name]]
         ceiling_rows.append(
@@ -456,7 +451,7 @@ def _write_markdown(run: TrainingRun, files: list[Path]) -> Path:
             [
                 [
                     name,
-                    _ceiling_metric(TASK_BY_NAME[name]),
+                    TASK_BY_NAME[name].score,
                     f"{v[0]:.4f} ± {v[1]:.4f}",
                     f"{v[2]:.4f} ± {v[3]:.4f}",
                     f"{v[2] - v[0]:+.4f}",
@@ -483,7 +478,7 @@ def _plots(run: TrainingRun, X, y, final_lightgbm) -> list[Path]:
     files = []
     fig, axes = plt.subplots(1, len(TASKS), figsize=(4 * len(TASKS), 4), sharey=False)
     for ax, task in zip(axes, TASKS, strict=True):
-        metric = _ceiling_metric(task)
+        metric = task.score
         names = list(run.results[task.name])
         values = [run.results[task.name][n].mean(metric) for n in names]
         errors = [run.results[task.name][n].std(metric) for n in names]

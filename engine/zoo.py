@@ -40,7 +40,15 @@ from sklearn.preprocessing import StandardScaler
 
 from engine.tasks import STATUS_COLUMN
 
-__all__ = ["LIGHTGBM_PARAMS", "TREE_FAMILIES", "Candidate", "StatusOneHot", "candidates"]
+__all__ = [
+    "LIGHTGBM_PARAMS",
+    "TREE_FAMILIES",
+    "Candidate",
+    "StatusOneHot",
+    "candidates",
+    "expand_status",
+    "lightgbm_candidate",
+]
 
 LIGHTGBM_PARAMS = {
     "n_estimators": 100,
@@ -85,10 +93,23 @@ class StatusOneHot(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        X = np.asarray(X, dtype=np.float64)
-        status = X[:, STATUS_COLUMN]
-        indicators = (status[:, None] == np.arange(3)[None, :]).astype(np.float64)
-        return np.hstack([np.delete(X, STATUS_COLUMN, axis=1), indicators])
+        return expand_status(X)
+
+
+def expand_status(X, column: int = STATUS_COLUMN) -> np.ndarray:
+    """``X`` with its status column replaced by three 0/1 indicators appended at the end (float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    indicators = (X[:, column][:, None] == np.arange(3)[None, :]).astype(np.float64)
+    return np.hstack([np.delete(X, column, axis=1), indicators])
+
+
+def lightgbm_candidate(kind: str, columns=None, *, seed: int = 0, n_jobs: int = 2) -> Candidate:
+    """The zoo's LightGBM for a task kind, on all inputs or on a subset ``columns`` (status stays categorical)."""
+    params = {**LIGHTGBM_PARAMS, "random_state": seed, "n_jobs": n_jobs}
+    estimator = lgb.LGBMRegressor(**params) if kind == "regression" else lgb.LGBMClassifier(**params)
+    columns = np.arange(STATUS_COLUMN + 1) if columns is None else np.asarray(columns)
+    status_at = np.flatnonzero(columns == STATUS_COLUMN)
+    return Candidate(estimator, {"categorical_feature": [int(status_at[0])]} if status_at.size else {})
 
 
 def _tabular(model, scale: bool) -> Pipeline:
@@ -99,9 +120,8 @@ def _tabular(model, scale: bool) -> Pipeline:
     return Pipeline(steps)
 
 
-# The tree families exist as a classifier and a regressor with the same settings: (classifier, regressor).
+# The scikit-learn tree families exist as a classifier and a regressor with the same settings.
 _TREE_CLASSES = {
-    "lightgbm": (lgb.LGBMClassifier, lgb.LGBMRegressor),
     "random_forest": (RandomForestClassifier, RandomForestRegressor),
     "extra_trees": (ExtraTreesClassifier, ExtraTreesRegressor),
     "hist_gradient_boosting": (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
@@ -114,7 +134,6 @@ def candidates(kind: str, *, seed: int = 0, n_jobs: int = 2) -> dict[str, Candid
         raise ValueError(f"kind must be binary, multiclass or regression, not {kind!r}")
     which = 1 if kind == "regression" else 0
     params = {
-        "lightgbm": {**LIGHTGBM_PARAMS, "random_state": seed, "n_jobs": n_jobs},
         "random_forest": {**FOREST_PARAMS, "max_samples": 0.5, "n_jobs": n_jobs, "random_state": seed},
         "extra_trees": {**FOREST_PARAMS, "n_jobs": n_jobs, "random_state": seed},
         "hist_gradient_boosting": {
@@ -124,8 +143,8 @@ def candidates(kind: str, *, seed: int = 0, n_jobs: int = 2) -> dict[str, Candid
             "random_state": seed,
         },
     }
-    zoo = {family: Candidate(classes[which](**params[family])) for family, classes in _TREE_CLASSES.items()}
-    zoo["lightgbm"].fit_params = {"categorical_feature": [STATUS_COLUMN]}
+    zoo = {"lightgbm": lightgbm_candidate(kind, seed=seed, n_jobs=n_jobs)}
+    zoo.update({family: Candidate(classes[which](**params[family])) for family, classes in _TREE_CLASSES.items()})
     if kind == "regression":
         zoo["ridge"] = Candidate(_tabular(Ridge(alpha=1.0), scale=True))
         # The floor: predicting the training mean scores R^2 = 0 (slightly below on held-out folds).
