@@ -35,6 +35,7 @@ __all__ = [
     "BATCH_SOURCE",
     "CFLAGS",
     "NativeSources",
+    "annotate_branches",
     "build_library",
     "generate_sources",
     "treelite_model",
@@ -89,6 +90,14 @@ int iot_predict(const double *X, int64_t n_rows, int64_t row_stride, int pred_ma
 # off LightGBM's predictions by up to 1.0. The sources are rewritten to test the double itself; the driver
 # passes NaN through as the missing marker.
 _MISSING_TEST = re.compile(r"data\[(\d+)\]\.missing != -1")
+# With quantize=1, tl2cgen first turns each double into its bin index (``qvalue``, an int sharing the union's low
+# bytes) and the trees then test ``missing != -1``, which is sound for bin indices. Only the quantization loop
+# reads a raw double through ``missing``; it is rewritten to mark NaN as missing and quantize everything else.
+_QUANTIZE_LOOP = (
+    "if (data[i].missing != -1 && !is_categorical[i]) {\n      data[i].qvalue = quantize(data[i].fvalue, i);\n    }",
+    "if (isnan(data[i].fvalue)) {\n      data[i].missing = -1;\n    } else if (!is_categorical[i]) {\n"
+    "      data[i].qvalue = quantize(data[i].fvalue, i);\n    }",
+)
 
 
 def treelite_model(data: bytes, family: str) -> treelite.Model:
@@ -133,7 +142,17 @@ def generate_sources(
     (directory / "iot_batch.c").write_text(BATCH_SOURCE)
     recipe = json.loads((directory / "recipe.json").read_text())
     files = (*sorted(f"{source['name']}.c" for source in recipe["sources"]), "iot_batch.c")
-    if not quantize:
+    if quantize:
+        main = directory / "main.c"
+        text = main.read_text()
+        if _QUANTIZE_LOOP[0] not in text:
+            raise CompileError(f"{main}: tl2cgen's quantization loop is not the one this module knows how to fix")
+        main.write_text(
+            text.replace(_QUANTIZE_LOOP[0], _QUANTIZE_LOOP[1]).replace(
+                '#include "header.h"', '#include <math.h>\n#include "header.h"', 1
+            )
+        )
+    else:
         for name in files[:-1]:
             path = directory / name
             path.write_text(_MISSING_TEST.sub(r"!isnan(data[\1].fvalue)", path.read_text()))
@@ -141,8 +160,30 @@ def generate_sources(
     return NativeSources(directory, files, defines)
 
 
-def build_library(sources: NativeSources, output: str | os.PathLike, *, compiler: str = "gcc", jobs: int = 2) -> Path:
-    """Compile the sources (in parallel) and link them into a shared library at ``output``."""
+def annotate_branches(model: treelite.Model, X, path: str | os.PathLike) -> Path:
+    """Count how often each branch is taken on ``X`` (tl2cgen.annotate_branch), for ``generate_sources(annotation=)``.
+
+    The counts become LIKELY/UNLIKELY hints in the generated C. ``X`` goes to tl2cgen's DMatrix as C-contiguous
+    float64, the one layout its Python side takes without a NumPy-2-incompatible conversion; NaN is missing.
+    """
+    import numpy as np
+    import tl2cgen
+
+    path = Path(path)
+    matrix = tl2cgen.DMatrix(np.ascontiguousarray(X, dtype=np.float64))
+    tl2cgen.annotate_branch(model, matrix, path=str(path), verbose=False)
+    return path
+
+
+def build_library(
+    sources: NativeSources,
+    output: str | os.PathLike,
+    *,
+    compiler: str = "gcc",
+    jobs: int = 2,
+    cflags: tuple[str, ...] = CFLAGS,
+) -> Path:
+    """Compile the sources (in parallel) with ``cflags`` and link them into a shared library at ``output``."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as build:
@@ -150,7 +191,7 @@ def build_library(sources: NativeSources, output: str | os.PathLike, *, compiler
 
         def compile_one(pair):
             source, obj = pair
-            command = [compiler, *CFLAGS, *sources.defines, "-c", str(sources.directory / source), "-o", str(obj)]
+            command = [compiler, *cflags, *sources.defines, "-c", str(sources.directory / source), "-o", str(obj)]
             return subprocess.run(command, capture_output=True, text=True)
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:

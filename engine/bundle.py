@@ -9,6 +9,8 @@ A bundle is a folder::
     lightgbm/<task>.txt         the LightGBM model of every task (the primary model, kept when another
                                 family was chosen: the compilers and benchmarks start from it)
     compact/<task>.txt          the compact LightGBM model of each task (fewest features within tolerance)
+    native/<set>/<task>.so      added by ``iotengine compile`` (compile/bundle_native.py), with C sources
+    onnx/<set>/<task>.*.onnx    added by ``iotengine compile`` (compile/bundle_onnx.py): fp32 and int8
 
 ``bundle.json`` records the feature spec (version and the 67 names), the input columns, the UTC offset of the
 time features, for each task its kind, model family, file, classes, decision threshold and CV metrics, the
@@ -52,6 +54,7 @@ from engine.data import FAILURE_TYPES, load_telemetry
 from engine.features import _features_of_valid_table
 from engine.model_files import load_model, save_model
 from engine.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
+from engine.zoo import TREE_FAMILIES
 from kernels.names import FEATURE_NAMES
 
 __all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "Bundle", "BundleError", "TaskModel", "sha256_of"]
@@ -249,13 +252,21 @@ class Bundle:
         features = _features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
         return design_matrix(features, table.column("machine_status").to_numpy())
 
-    def predict(self, table, backend: str = "lightgbm") -> dict[str, np.ndarray]:
+    def predict(self, table, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
         """Scores of every task for every row of a telemetry table (labels are not needed).
 
-        ``backend`` chooses how the tree models run: ``"lightgbm"`` (each model's own library: LightGBM,
-        treelite's interpreter for scikit-learn forests) or ``"native"`` (the libraries built by
-        ``iotengine compile``, through cffi). Linear and naive Bayes models have no trees to compile; every
-        backend evaluates them with numpy.
+        Parameters
+        ----------
+        table : path or pyarrow.Table
+            Telemetry in the Kaggle layout.
+        backend : {"lightgbm", "native", "onnx", "onnx-int8"}, default="lightgbm"
+            How the tree models run: ``"lightgbm"`` is each model's own library (LightGBM, treelite's
+            interpreter for scikit-learn forests); ``"native"`` the libraries built by ``iotengine compile``,
+            through cffi; ``"onnx"`` / ``"onnx-int8"`` onnxruntime on one thread, with the fp32 (onnxmltools)
+            or int8 (quantized GEMM form) export of LightGBM models. Linear and naive Bayes models have no trees
+            to compile; every backend evaluates them with numpy.
+        models : {"chosen", "lightgbm"}, default="chosen"
+            The model of each task chosen by cross-validation, or the task's LightGBM model.
 
         Returns
         -------
@@ -264,18 +275,18 @@ class Bundle:
             shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
             columns in :data:`engine.data.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
         """
-        return self.predict_inputs(self.inputs(table), backend=backend)
+        return self.predict_inputs(self.inputs(table), backend=backend, models=models)
 
-    def predict_inputs(self, X: np.ndarray, backend: str = "lightgbm") -> dict[str, np.ndarray]:
+    def predict_inputs(self, X: np.ndarray, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
         """:meth:`predict` from model inputs already computed (shape (n, 68))."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(INPUT_COLUMNS):
             raise ValueError(f"inputs must have shape (n, {len(INPUT_COLUMNS)}), not {X.shape}")
-        models = self._backend_models(backend)
+        predictors = self._backend_models(backend, models)
         out = {}
-        for name, entry in self.manifest["tasks"].items():
+        for name, entry in self.set_entries(models).items():
             columns = entry.get("columns")
-            scores = models[name].predict(X if columns is None else X[:, columns])
+            scores = predictors[name].predict(X if columns is None else X[:, columns])
             if name == "failure_type":
                 proba = np.zeros((X.shape[0], len(FAILURE_TYPES)))
                 proba[:, entry["class_indices"]] = scores.reshape(X.shape[0], -1)
@@ -285,16 +296,45 @@ class Bundle:
                 out[name] = np.asarray(scores, dtype=np.float64).reshape(-1)
         return out
 
-    def _backend_models(self, backend: str) -> dict:
-        if backend == "lightgbm":
-            return self._models
-        if backend == "native":
-            if "native" not in self._backend_cache:
-                from compile.bundle_native import native_models
+    def set_entries(self, models: str) -> dict[str, dict]:
+        """Manifest entries, by task, of the chosen models (``"chosen"``) or of an extra model set."""
+        if models == "chosen":
+            return dict(self.manifest["tasks"])
+        if models in self.manifest.get("model_sets", {}):
+            return self.model_set(models)
+        raise ValueError(f"models must be 'chosen' or one of {sorted(self.manifest.get('model_sets', {}))}")
 
-                self._backend_cache["native"] = {**self._models, **native_models(self, "chosen")}
-            return self._backend_cache["native"]
-        raise ValueError(f"backend must be 'lightgbm' or 'native', not {backend!r}")
+    def _backend_models(self, backend: str, models: str = "chosen") -> dict:
+        key = (backend, models)
+        if key in self._backend_cache:
+            return self._backend_cache[key]
+        entries = self.set_entries(models)
+        own = self._models if models == "chosen" else {task: self.load_set_model(models, task) for task in entries}
+        if backend == "lightgbm":
+            compiled = {}
+        elif backend == "native":
+            from compile.bundle_native import native_models
+
+            compiled = native_models(self, models)
+        elif backend in ("onnx", "onnx-int8"):
+            from compile.bundle_onnx import onnx_models
+
+            compiled = onnx_models(self, models, "fp32" if backend == "onnx" else "int8")
+        else:
+            raise ValueError(f"backend must be 'lightgbm', 'native', 'onnx' or 'onnx-int8', not {backend!r}")
+        missing = [
+            f"{task} ({entry['family']})"
+            for task, entry in entries.items()
+            if task not in compiled and entry["family"] in TREE_FAMILIES and backend != "lightgbm"
+        ]
+        if missing:
+            raise BundleError(
+                f"{self.path}: backend {backend!r} has no {models} model for "
+                + ", ".join(missing)
+                + ("; ONNX export covers LightGBM models (try models='lightgbm')" if backend.startswith("onnx") else "")
+            )
+        self._backend_cache[key] = {**own, **compiled}
+        return self._backend_cache[key]
 
     def model(self, task: str):
         """The predictor of a task (see :mod:`engine.model_files`)."""

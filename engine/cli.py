@@ -4,7 +4,8 @@
 ``iotengine eda``       summary, statistics and plots of a telemetry file
 ``iotengine features``  the 67 features of a telemetry file, to Parquet
 ``iotengine train``     cross-validate the model zoo on five tasks, write a bundle and reports
-``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc)
+``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc) and
+                        export its LightGBM models to ONNX fp32 and int8
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
 
 Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for bad arguments).
@@ -85,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(command=_cmd_train)
 
-    compile_ = commands.add_parser("compile", help="compile a bundle's tree models to native libraries")
+    compile_ = commands.add_parser(
+        "compile", help="compile a bundle's tree models to native libraries, export ONNX fp32/int8"
+    )
     compile_.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
     compile_.set_defaults(command=_cmd_compile)
 
@@ -179,11 +182,17 @@ def _cmd_train(args) -> int:
 
 def _cmd_compile(args) -> int:
     from compile.bundle_native import compile_bundle
+    from compile.bundle_onnx import export_onnx
 
     started = time.perf_counter()
-    bundle = compile_bundle(args.bundle)
+    compile_bundle(args.bundle)
+    bundle = export_onnx(args.bundle)
     built = sum(len(tasks) for tasks in bundle.manifest["native"].values())
-    print(f"compiled {built} native libraries into {bundle.path} in {time.perf_counter() - started:.0f} s")
+    exported = sum(len(tasks) for tasks in bundle.manifest["onnx"].values())
+    print(
+        f"compiled {built} native libraries and exported {exported} models to ONNX (fp32 + int8) into "
+        f"{bundle.path} in {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 
@@ -241,7 +250,7 @@ def _cmd_run(args) -> int:
 
     out: Path = args.out
     data_dir = out / "data"
-    stages = _Stages(total=8)
+    stages = _Stages(total=9)
     try:
         if args.data is not None:
             kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
@@ -284,6 +293,10 @@ def _cmd_run(args) -> int:
         compiled = stages.run(
             "compile tree models to native libraries (treelite + tl2cgen + gcc)",
             lambda: compile_bundle(training.bundle.path, progress=_progress_line),
+        )
+        compiled, drift_path = stages.run(
+            "export LightGBM models to ONNX fp32 and int8; drift on held-out data",
+            lambda: _export_onnx_with_drift(training.bundle.path, out / "onnx", args.rows, args.seed),
         )
     finally:
         stages.close()
@@ -332,20 +345,67 @@ def _cmd_run(args) -> int:
         "",
         "## Native libraries",
         "",
-        "| set | task | family | trees | library | bytes |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| set | task | family | trees | quantized thresholds | library | bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for set_name, tasks in compiled.manifest["native"].items():
         for task_name, entry in tasks.items():
             library = compiled.path / entry["library"]
             relative = library.relative_to(out)
             lines.append(
-                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | [{relative}]({relative}) "
+                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | {entry['quantize']} "
+                f"| [{relative}]({relative}) "
                 f"| {library.stat().st_size:,} |"
             )
+    lines += [
+        "",
+        "## ONNX",
+        "",
+        "Each task's LightGBM model as ONNX fp32 (onnxmltools) and int8 (GEMM form quantized by onnxruntime), "
+        f"scored against LightGBM on {HELD_OUT_NAME}: [{drift_path.relative_to(out)}]({drift_path.relative_to(out)})",
+        "",
+        drift_path.with_suffix(".md").read_text(),
+    ]
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0
+
+
+HELD_OUT_NAME = "kaggle-mode rows generated with seed + 1 (not trained on)"
+
+
+def _export_onnx_with_drift(bundle_path: Path, folder: Path, rows: int, seed: int):
+    """ONNX exports of the bundle, and a CSV + Markdown table of their drift from LightGBM on new rows."""
+    import csv
+
+    from compile.bundle_onnx import export_onnx, onnx_drift
+    from engine.synth import generate
+    from engine.tasks import inputs_and_targets
+
+    bundle = export_onnx(bundle_path, progress=_progress_line)
+    X, y = inputs_and_targets(generate(max(rows // 5, 2_000), mode="kaggle", seed=seed + 1))
+    drift = onnx_drift(bundle, X, y, "lightgbm")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "onnx_drift.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(drift[0]))
+        writer.writeheader()
+        writer.writerows(drift)
+    section = bundle.manifest["onnx"]["lightgbm"]
+    table = [
+        "| task | score | LightGBM | ONNX fp32 | ONNX int8 | max abs diff fp32 | max abs diff int8 "
+        "| fp32 bytes | int8 bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in drift:
+        entry = section[row["task"]]
+        table.append(
+            f"| {row['task']} | {row['score']} | {row['lightgbm']:.4f} | {row['fp32']:.4f} | {row['int8']:.4f} "
+            f"| {row['fp32_max_abs_diff']:.2e} | {row['int8_max_abs_diff']:.2e} "
+            f"| {entry['fp32_bytes']:,} | {entry['int8_bytes']:,} |"
+        )
+    path.with_suffix(".md").write_text("\n".join(table) + "\n")
+    return bundle, path
 
 
 if __name__ == "__main__":

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+
+from engine.bundle import Bundle, TaskModel
+from engine.cli import main
+from engine.synth import generate
+from engine.tasks import TASKS, inputs_and_targets
+from engine.training import fit_model
+from engine.zoo import candidates
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT.parent / "shared" / "data" / "smart_manufacturing_sample.csv"
@@ -26,3 +34,58 @@ def real_frame(real_sample_path):
     import pandas as pd
 
     return pd.read_csv(real_sample_path)
+
+
+# A bundle of LightGBM models for every task (the ``lightgbm`` set) plus scikit-learn trees as chosen models,
+# trained on the first 30k of 100k fleet rows and compiled (native libraries, ONNX): shared by test_native and
+# test_onnx, built once per session.
+CHOSEN = {
+    "anomaly_flag": "random_forest",
+    "maintenance_required": "extra_trees",
+    "downtime_risk": "lightgbm",
+    "failure_type": "hist_gradient_boosting",
+    "predicted_remaining_life": "lightgbm",
+}
+
+
+@pytest.fixture(scope="session")
+def chosen_families() -> dict[str, str]:
+    return dict(CHOSEN)
+
+
+@pytest.fixture(scope="session")
+def fleet_inputs():
+    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7, interval_s=300))
+    assert np.isnan(X).any(axis=1).sum() > 500  # missing sensor values reach the models
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def real_inputs(real_sample_path):
+    return inputs_and_targets(real_sample_path)
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory, fleet_inputs):
+    """A bundle of LightGBM models for every task plus scikit-learn trees as the chosen models, compiled."""
+    X, y = fleet_inputs
+    train = slice(0, 30_000)
+    lightgbm_models, chosen = {}, {}
+    for task in TASKS:
+        zoo = candidates(task.kind)
+        lightgbm_models[task.name] = fit_model(zoo["lightgbm"], X[train], y[task.name][train])
+        family = CHOSEN[task.name]
+        model = (
+            lightgbm_models[task.name]
+            if family == "lightgbm"
+            else fit_model(zoo[family], X[train], y[task.name][train])
+        )
+        chosen[task.name] = TaskModel(task.name, family, model)
+    folder = tmp_path_factory.mktemp("native") / "bundle"
+    Bundle.write(
+        folder,
+        chosen,
+        sets={"lightgbm": {n: TaskModel(n, "lightgbm", m) for n, m in lightgbm_models.items()}},
+    )
+    assert main(["compile", "--bundle", str(folder)]) == 0
+    return Bundle.load(folder), lightgbm_models, {n: m.estimator for n, m in chosen.items()}

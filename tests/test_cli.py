@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,15 @@ def test_run_writes_data_eda_and_report(tmp_path):
         "train/bundle/bundle.json",
         "train/model_comparison.png",
         "train/ceilings.csv",
+        "onnx/onnx_drift.csv",
     ):
         assert (out / relative).stat().st_size > 0
         assert f"({relative})" in report
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert len(links) > 20
+    for relative in links:
+        assert (out / relative).stat().st_size > 0, relative
+    assert "## ONNX" in report and "| predicted_remaining_life | r2 |" in report
     assert load_telemetry(out / "data" / "fleet.parquet").num_rows == 3000
 
 

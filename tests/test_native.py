@@ -13,58 +13,8 @@ from compile.binding import NativeModel
 from compile.bundle_native import compile_bundle, native_models
 from compile.errors import CompileError
 from compile.native import build_library, generate_sources, treelite_model
-from engine.bundle import Bundle, BundleError, TaskModel
-from engine.cli import main
-from engine.synth import generate
-from engine.tasks import TASK_BY_NAME, TASKS, inputs_and_targets
-from engine.training import fit_model
-from engine.zoo import candidates
-
-CHOSEN = {
-    "anomaly_flag": "random_forest",
-    "maintenance_required": "extra_trees",
-    "downtime_risk": "lightgbm",
-    "failure_type": "hist_gradient_boosting",
-    "predicted_remaining_life": "lightgbm",
-}
-
-
-@pytest.fixture(scope="module")
-def fleet_inputs():
-    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7, interval_s=300))
-    assert np.isnan(X).any(axis=1).sum() > 500  # missing sensor values reach the models
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def real_inputs(real_sample_path):
-    return inputs_and_targets(real_sample_path)
-
-
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory, fleet_inputs):
-    """A bundle of LightGBM models for every task plus scikit-learn trees as the chosen models, compiled."""
-    X, y = fleet_inputs
-    train = slice(0, 30_000)
-    lightgbm_models, chosen = {}, {}
-    for task in TASKS:
-        zoo = candidates(task.kind)
-        lightgbm_models[task.name] = fit_model(zoo["lightgbm"], X[train], y[task.name][train])
-        family = CHOSEN[task.name]
-        model = (
-            lightgbm_models[task.name]
-            if family == "lightgbm"
-            else fit_model(zoo[family], X[train], y[task.name][train])
-        )
-        chosen[task.name] = TaskModel(task.name, family, model)
-    folder = tmp_path_factory.mktemp("native") / "bundle"
-    Bundle.write(
-        folder,
-        chosen,
-        sets={"lightgbm": {n: TaskModel(n, "lightgbm", m) for n, m in lightgbm_models.items()}},
-    )
-    assert main(["compile", "--bundle", str(folder)]) == 0
-    return Bundle.load(folder), lightgbm_models, {n: m.estimator for n, m in chosen.items()}
+from engine.bundle import Bundle, BundleError
+from engine.tasks import TASK_BY_NAME, TASKS
 
 
 @pytest.mark.parametrize("data", ["fleet", "real"])
@@ -83,11 +33,11 @@ def test_native_lightgbm_equals_lightgbm_raw_and_transformed(compiled, fleet_inp
         assert np.max(np.abs(got_raw.reshape(expected_raw.shape) - expected_raw)) <= 1e-12, name
 
 
-def test_native_sklearn_trees_equal_predict_proba(compiled, fleet_inputs, real_inputs):
+def test_native_sklearn_trees_equal_predict_proba(compiled, fleet_inputs, real_inputs, chosen_families):
     bundle, _, estimators = compiled
     native = native_models(bundle, "chosen")
     for X in (fleet_inputs[0], real_inputs[0]):
-        for name, family in CHOSEN.items():
+        for name, family in chosen_families.items():
             if family == "lightgbm":
                 continue
             task = TASK_BY_NAME[name]
@@ -107,8 +57,15 @@ def test_bundle_native_backend_equals_the_models_own_libraries(compiled, fleet_i
             assert np.max(np.abs(native[key] - values)) <= 1e-12, key
         else:
             assert np.array_equal(native[key], values), key
+    own = bundle.predict_inputs(X, backend="lightgbm", models="lightgbm")
+    native = bundle.predict_inputs(X, backend="native", models="lightgbm")
+    for key, values in own.items():
+        if values.dtype.kind == "f":
+            assert np.max(np.abs(native[key] - values)) <= 1e-12, key
     with pytest.raises(ValueError, match="backend"):
         bundle.predict_inputs(X, backend="tensorflow")
+    with pytest.raises(ValueError, match="models"):
+        bundle.predict_inputs(X, models="best")
 
 
 def test_single_row_path_equals_batch(compiled, fleet_inputs):
@@ -124,16 +81,18 @@ def test_single_row_path_equals_batch(compiled, fleet_inputs):
     assert np.array_equal(model.predict(wide), model.predict(X))
 
 
-def test_values_whose_low_bits_are_all_ones_are_not_missing(tmp_path):
+@pytest.mark.parametrize("quantize", [False, True])
+def test_values_whose_low_bits_are_all_ones_are_not_missing(tmp_path, quantize):
     # tl2cgen's own missing test reads the low 32 bits of the double: 0.49999999999999994 = sin(pi/6), hour_sin
     # at 1 am, has them all set. A one-split model on such values must follow the value, not the missing branch.
     rng = np.random.default_rng(0)
-    x = rng.choice([0.49999999999999994, 0.9], size=2_000)
+    x = rng.choice([0.49999999999999994, 0.9, np.nan], size=2_000)
     X = np.column_stack([x, rng.normal(size=2_000)])
     y = (x > 0.7).astype(float) * 10.0
     booster = lgb.train({"objective": "regression", "verbose": -1, "min_data_in_leaf": 5}, lgb.Dataset(X, y), 3)
     model = treelite_model(booster.model_to_string().encode(), "lightgbm")
-    library = build_library(generate_sources(model, tmp_path / "src", round_float32=False), tmp_path / "m.so")
+    sources = generate_sources(model, tmp_path / "src", round_float32=False, quantize=quantize)
+    library = build_library(sources, tmp_path / "m.so")
     import hashlib
 
     native = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), "regression")
@@ -171,6 +130,10 @@ def test_bundle_records_sources_and_libraries_with_hashes(compiled):
             assert all(s in bundle.files for s in entry["sources"])
     assert native["chosen"]["anomaly_flag"]["round_float32"] is True
     assert native["chosen"]["downtime_risk"]["round_float32"] is False
+    # 500-tree multiclass models are built with quantized thresholds, 100-tree models without.
+    assert native["lightgbm"]["failure_type"]["quantize"] is True
+    assert native["chosen"]["failure_type"]["quantize"] is True
+    assert native["lightgbm"]["anomaly_flag"]["quantize"] is False
 
 
 def test_compile_refuses_a_model_that_is_not_a_tree():

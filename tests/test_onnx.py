@@ -1,0 +1,221 @@
+"""ONNX exports against LightGBM's own predictions.
+
+Both ONNX models compare float32 inputs with float32 thresholds, LightGBM compares doubles. Where a value lies
+within float32 rounding of a threshold the two can take different branches: those rows are found independently,
+from LightGBM's own model dump (every threshold of every split), and every disagreement must be one of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import lightgbm as lgb
+import numpy as np
+import onnxruntime as ort
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from compile.bundle_onnx import onnx_drift, onnx_models
+from compile.errors import CompileError
+from compile.onnx_export import OnnxModel
+from compile.onnx_gemm import _float32_at_most, gemm_model, quantize_int8
+from engine.bundle import Bundle, BundleError
+from engine.tasks import TASK_BY_NAME, TASKS
+
+HELD_OUT = slice(30_000, None)  # the shared bundle is trained on the first 30k fleet rows
+# Absolute for probabilities; for remaining life (hours) relative to the largest prediction: float32 sums of 100
+# leaf values lose 1e-7 of the running total, whatever the size of the result.
+FP32_TOLERANCE = 1e-5
+# int8 bounds, from the drift measured on held-out fleet rows (see the issue note): the leaf values are rounded
+# to 7 bits per tree, 100-500 trees add their errors up, and float32 threshold flips come on top.
+INT8_MAX_ABS_DIFF_PROBABILITY = 0.25
+INT8_MAX_SCORE_CHANGE = 0.02
+
+
+def split_thresholds(booster: lgb.Booster) -> dict[int, np.ndarray]:
+    """Feature -> sorted thresholds of every numeric split, read from LightGBM's JSON dump."""
+    found: dict[int, set] = {}
+    stack = [info["tree_structure"] for info in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "leaf_value" in node:
+            continue
+        if node["decision_type"] == "<=":
+            found.setdefault(int(node["split_feature"]), set()).add(float(node["threshold"]))
+        stack += [node["left_child"], node["right_child"]]
+    return {feature: np.array(sorted(values)) for feature, values in found.items()}
+
+
+def rows_that_may_flip(booster: lgb.Booster, X: np.ndarray, round_threshold) -> np.ndarray:
+    """Rows with some value x and threshold t where (x <= t) differs from (float32(x) <= round_threshold(t))."""
+    rows = np.zeros(X.shape[0], dtype=bool)
+    for feature, thresholds in split_thresholds(booster).items():
+        x = X[:, feature]
+        x32 = x.astype(np.float32).astype(np.float64)
+        t32 = round_threshold(thresholds).astype(np.float64)
+        # Both threshold lists are sorted the same way, so equal counts of "t >= x" mean equal comparisons.
+        differs = np.searchsorted(thresholds, x, side="left") != np.searchsorted(t32, x32, side="left")
+        rows |= ~np.isnan(x) & differs
+    return rows
+
+
+def nearest_float32(thresholds):
+    return thresholds.astype(np.float32)
+
+
+def assert_equal_except_float32_flips(booster, X, got, expected, round_threshold, label):
+    got = got.reshape(expected.shape)
+    scale = max(1.0, float(np.abs(expected).max()))
+    wrong = np.abs(got - expected) > FP32_TOLERANCE * scale
+    wrong = wrong.reshape(len(X), -1).any(axis=1)
+    may_flip = rows_that_may_flip(booster, X, round_threshold)
+    unexplained = np.flatnonzero(wrong & ~may_flip)
+    assert unexplained.size == 0, (label, unexplained[:10], got[unexplained[:3]], expected[unexplained[:3]])
+    # The oracle must leave most rows to the strict check, or the test above would say little.
+    assert may_flip.mean() < 0.5, (label, may_flip.mean())
+    return int(wrong.sum()), int(may_flip.sum())
+
+
+@pytest.mark.parametrize("data", ["fleet", "real"])
+def test_onnx_fp32_equals_lightgbm_except_rows_where_float32_flips_a_split(compiled, fleet_inputs, real_inputs, data):
+    bundle, lightgbm_models, _ = compiled
+    X = fleet_inputs[0][HELD_OUT] if data == "fleet" else real_inputs[0]
+    models = onnx_models(bundle, "lightgbm", "fp32")
+    assert set(models) == {task.name for task in TASKS}
+    for name, model in lightgbm_models.items():
+        booster = model.booster_
+        expected = booster.predict(X)
+        wrong, may_flip = assert_equal_except_float32_flips(
+            booster, X, models[name].predict(X), expected, nearest_float32, name
+        )
+        print(f"{data} {name}: {wrong} of {len(X)} rows differ, all among {may_flip} rows near a threshold")
+
+
+def test_gemm_form_fp32_equals_lightgbm_except_float32_flips(compiled, fleet_inputs):
+    _, lightgbm_models, _ = compiled
+    X = fleet_inputs[0][HELD_OUT][:5_000]
+    for name, model in lightgbm_models.items():
+        booster = model.booster_
+        gemm = OnnxModel(gemm_model(booster).SerializeToString(), TASK_BY_NAME[name].kind)
+        assert_equal_except_float32_flips(booster, X, gemm.predict(X), booster.predict(X), _float32_at_most, name)
+
+
+def test_onnx_int8_drift_is_bounded_on_held_out_rows(compiled, fleet_inputs):
+    bundle, _, _ = compiled
+    X, y = fleet_inputs
+    drift = onnx_drift(bundle, X[HELD_OUT][:20_000], {k: v[HELD_OUT][:20_000] for k, v in y.items()}, "lightgbm")
+    assert {row["task"] for row in drift} == {task.name for task in TASKS}
+    for row in drift:
+        print(row)
+        assert row["int8_max_abs_diff"] > 0.0  # int8 is not free: the table would be lying if it were
+        if row["task"] == "predicted_remaining_life":
+            assert row["int8_max_abs_diff"] <= 0.05 * np.ptp(y["predicted_remaining_life"]), row
+        else:
+            assert row["int8_max_abs_diff"] <= INT8_MAX_ABS_DIFF_PROBABILITY, row
+        assert abs(row["int8"] - row["lightgbm"]) <= INT8_MAX_SCORE_CHANGE, row
+
+
+def test_int8_models_are_smaller_and_hold_int8_weights(compiled):
+    bundle, _, _ = compiled
+    import onnx
+
+    for task, entry in bundle.manifest["onnx"]["lightgbm"].items():
+        assert entry["int8_bytes"] < entry["gemm_fp32_bytes"] / 2, task
+        model = onnx.load_from_string(bundle.verified_bytes(entry["int8"]))
+        ops = {node.op_type for node in model.graph.node}
+        assert "MatMulInteger" in ops and "MatMul" not in ops, (task, ops)
+
+
+def test_bundle_onnx_backends(compiled, fleet_inputs):
+    bundle, _, _ = compiled
+    X = fleet_inputs[0][HELD_OUT][:3_000]
+    own = bundle.predict_inputs(X, backend="lightgbm", models="lightgbm")
+    fp32 = bundle.predict_inputs(X, backend="onnx", models="lightgbm")
+    int8 = bundle.predict_inputs(X, backend="onnx-int8", models="lightgbm")
+    assert set(fp32) == set(own) == set(int8)
+    for name in ("anomaly_flag", "maintenance_required", "downtime_risk"):
+        assert np.median(np.abs(fp32[name] - own[name])) < 1e-6, name
+        assert np.median(np.abs(int8[name] - own[name])) < 1e-2, name
+    assert np.mean(fp32["failure_type"] == own["failure_type"]) > 0.99
+    # The chosen anomaly model is a random forest, which has no ONNX export: refused by name, not skipped.
+    with pytest.raises(BundleError, match=r"anomaly_flag \(random_forest\).*models='lightgbm'"):
+        bundle.predict_inputs(X, backend="onnx")
+
+
+def test_single_row_and_batch_agree(compiled, fleet_inputs):
+    bundle, _, _ = compiled
+    X = fleet_inputs[0][HELD_OUT][:200]
+    for precision in ("fp32", "int8"):
+        for name, model in onnx_models(bundle, "lightgbm", precision).items():
+            batch = model.predict(X)
+            rows = np.array([model.predict_row(x) for x in X]).reshape(batch.shape)
+            assert np.max(np.abs(rows - batch)) <= 1e-6, (precision, name)
+
+
+def test_corrupted_onnx_file_is_refused_by_hash(compiled, tmp_path):
+    bundle, _, _ = compiled
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundle.path, folder)
+    entry = bundle.manifest["onnx"]["lightgbm"]["downtime_risk"]
+    target = folder / entry["int8"]
+    target.write_bytes((folder / entry["fp32"]).read_bytes())  # a valid ONNX model, but another one
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.load(folder)
+    with pytest.raises(CompileError, match="onnxruntime cannot load"):
+        OnnxModel(b"not a model", "binary")
+
+
+def _session_output(model, X):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": X.astype(np.float32)})[0]
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    objective=st.sampled_from(["binary", "multiclass", "regression"]),
+    missing_rate=st.sampled_from([0.0, 0.1, 0.4]),
+    leaves=st.integers(2, 15),
+)
+def test_gemm_form_is_exact_on_float32_inputs(seed, objective, missing_rate, leaves):
+    """With float32-representable inputs no threshold flips: the GEMM form must give LightGBM's predictions,
+    through categorical splits, NaN in features that had NaN in training (default direction) and NaN in
+    features that had none (read as 0.0)."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    X = rng.normal(size=(n, 4)).astype(np.float32).astype(np.float64)
+    X[:, 3] = rng.integers(0, 4, size=n)  # a categorical column
+    X[rng.random(n) < missing_rate, 1] = np.nan
+    signal = X[:, 0] + np.nan_to_num(X[:, 1]) + (X[:, 3] == 2)
+    params = {"num_leaves": leaves, "min_data_in_leaf": 5, "verbose": -1, "min_data_per_group": 5, "cat_smooth": 1}
+    if objective == "binary":
+        params["objective"], y = "binary", (signal > 0.5).astype(int)
+    elif objective == "multiclass":
+        params.update(objective="multiclass", num_class=3)
+        y = np.digitize(signal, [0.0, 1.0])
+    else:
+        params["objective"], y = "regression", signal * 10.0
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[3]), 15)
+    test = rng.normal(size=(n, 4)).astype(np.float32).astype(np.float64)
+    test[:, 3] = rng.integers(0, 4, size=n)
+    test[rng.random(n) < 0.2, 1] = np.nan
+    test[rng.random(n) < 0.2, 2] = np.nan  # column 2 never had NaN in training
+    test[rng.random(n) < 0.1, 3] = np.nan
+    expected = booster.predict(test).reshape(n, -1)
+    got = _session_output(gemm_model(booster), test)
+    assert np.max(np.abs(got - expected)) <= FP32_TOLERANCE * max(1.0, float(np.abs(expected).max()))
+
+
+def test_quantize_int8_is_exact_on_the_tree_path():
+    # The path matrix is {-1, 0, 1} and the reached leaves {0, 1}: int8 must reach the same leaf. Only the leaf
+    # values are rounded, so a model with a single distinct leaf magnitude per tree is reproduced to float32.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(1_000, 3)).astype(np.float32).astype(np.float64)
+    y = np.where(X[:, 0] > 0, 1.0, -1.0) * 4.0
+    booster = lgb.train(
+        {"objective": "regression", "num_leaves": 2, "learning_rate": 1.0, "verbose": -1, "boost_from_average": False},
+        lgb.Dataset(X, y),
+        1,
+    )
+    int8 = OnnxModel(quantize_int8(gemm_model(booster)), "regression")
+    assert np.max(np.abs(int8.predict(X) - booster.predict(X))) <= 1e-5
