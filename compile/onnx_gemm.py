@@ -168,7 +168,8 @@ def _flatten(tree: dict, n_features: int, sets: dict) -> tuple[list, list]:
 
 def _float32_at_most(values: np.ndarray) -> np.ndarray:
     """The largest float32 <= each value: then ``float32(x) <= t32`` equals ``float32(x) <= t`` for every x."""
-    rounded = values.astype(np.float32)
+    with np.errstate(over="ignore"):  # LightGBM may split at +-1.8e308: +-inf in float32, then stepped down below
+        rounded = values.astype(np.float32)
     above = rounded.astype(np.float64) > values
     rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
     return rounded
