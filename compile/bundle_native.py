@@ -33,11 +33,10 @@ from engine.zoo import TREE_FAMILIES
 __all__ = ["NATIVE_SETS", "compile_bundle", "native_models"]
 
 NATIVE_SETS = ("chosen", "lightgbm")
-# Quantized thresholds (tl2cgen quantize=1) turn every input into a bin index first, a fixed cost per row of one
-# binary search per feature, and then compare integers in smaller code. Measured with
-# scripts/measure_native_options.py (batch 10k, LightGBM, 68 inputs): 0.57-0.75x for 100 trees, 1.67x for 500.
-# Branch annotation, -O2 and -march=native were within noise of plain -O3 and are not used.
-QUANTIZE_MIN_TREES = 250
+# Build choices, measured with scripts/measure_native_options.py against LightGBM's predictions and each other:
+# the blocked driver and the folded NaN tests of compile/native.py are in every build; quantized thresholds
+# (tl2cgen quantize=1: a binary search per feature per row before the trees) were slower for every model, and
+# dropping the training-count branch hints, -O2 or -march=native did not help; none of them is used.
 
 
 def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
@@ -55,8 +54,7 @@ def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
             model = treelite_model(bundle.verified_bytes(entry["file"]), entry["family"])
             round_float32 = entry["family"] in ("random_forest", "extra_trees")
             with tempfile.TemporaryDirectory() as work:
-                quantize = model.num_tree >= QUANTIZE_MIN_TREES
-                sources = generate_sources(model, Path(work) / "src", round_float32=round_float32, quantize=quantize)
+                sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
                 library = build_library(sources, Path(work) / "model.so")
                 prefix = f"native/{set_name}/{task}"
                 files[f"{prefix}.so"] = library.read_bytes()
@@ -68,13 +66,12 @@ def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
                 "sources": [f"{prefix}/{name}" for name in names],
                 "family": entry["family"],
                 "round_float32": round_float32,
-                "quantize": quantize,
                 "trees": int(model.num_tree),
                 "defines": list(sources.defines),
             }
             progress(
                 f"  native {set_name}/{task}: {entry['family']}, {model.num_tree} trees"
-                f"{', quantized thresholds' if quantize else ''}, "
+                ", "
                 f"{len(files[f'{prefix}.so']):,} bytes, built in {time.perf_counter() - started:.1f} s"
             )
     return bundle.add_files(files, section="native", entry=section)

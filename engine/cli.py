@@ -4,6 +4,7 @@
 ``iotengine eda``       summary, statistics and plots of a telemetry file
 ``iotengine features``  the 67 features of a telemetry file, to Parquet
 ``iotengine train``     cross-validate the model zoo on five tasks, write a bundle and reports
+``iotengine bench``     model benchmarks: every runtime side by side, tables, charts, results.json
 ``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc) and
                         export its LightGBM models to ONNX fp32 and int8
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
@@ -92,7 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
     compile_.set_defaults(command=_cmd_compile)
 
-    run = commands.add_parser("run", help="the main job: data, EDA, features, training, compilation")
+    bench = commands.add_parser(
+        "bench", help="size, latency and accuracy of every runtime for the bundle's LightGBM models and a large one"
+    )
+    bench.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
+    bench.add_argument("--out", required=True, type=Path, help="folder for BENCH.md, results.json, CSVs and PNGs")
+    bench.add_argument("--quick", action="store_true", help="batches 1 and 1k, fewer repeats (minutes, not tens)")
+    bench.add_argument(
+        "--lleaves-venv", type=Path, default=None, help="lleaves environment (default ~/.cache/iotengine/lleaves-venv)"
+    )
+    bench.set_defaults(command=_cmd_bench)
+
+    run = commands.add_parser("run", help="the main job: data, EDA, features, training, compilation, benchmarks")
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
     run.add_argument("--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)")
     run.add_argument(
@@ -196,6 +208,20 @@ def _cmd_compile(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from bench.report import write_report
+    from bench.suite import run_suite
+
+    started = time.perf_counter()
+    document = run_suite(args.bundle, args.out, quick=args.quick, lleaves_venv=args.lleaves_venv)
+    files = write_report(document, args.out)
+    report = files[0].read_text()
+    print(report[: report.index("## Size on disk")] if "## Size on disk" in report else report)
+    print(f"wrote {len(files) + 1} files to {args.out} in {time.perf_counter() - started:.0f} s: " + ", ".join(
+        p.name for p in [args.out / "results.json", *files]))  # fmt: skip
+    return 0
+
+
 def _cmd_features(args) -> int:
     started = time.perf_counter()
     table, report = load_telemetry_with_report(args.data)
@@ -250,7 +276,7 @@ def _cmd_run(args) -> int:
 
     out: Path = args.out
     data_dir = out / "data"
-    stages = _Stages(total=9)
+    stages = _Stages(total=10)
     try:
         if args.data is not None:
             kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
@@ -297,6 +323,10 @@ def _cmd_run(args) -> int:
         compiled, drift_path = stages.run(
             "export LightGBM models to ONNX fp32 and int8; drift on held-out data",
             lambda: _export_onnx_with_drift(training.bundle.path, out / "onnx", args.rows, args.seed),
+        )
+        bench_files = stages.run(
+            "quick model benchmarks: LightGBM, native, C, uint8, ONNX fp32/int8, lleaves",
+            lambda: _quick_bench(training.bundle.path, out / "bench"),
         )
     finally:
         stages.close()
@@ -345,16 +375,15 @@ def _cmd_run(args) -> int:
         "",
         "## Native libraries",
         "",
-        "| set | task | family | trees | quantized thresholds | library | bytes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| set | task | family | trees | library | bytes |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for set_name, tasks in compiled.manifest["native"].items():
         for task_name, entry in tasks.items():
             library = compiled.path / entry["library"]
             relative = library.relative_to(out)
             lines.append(
-                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | {entry['quantize']} "
-                f"| [{relative}]({relative}) "
+                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | [{relative}]({relative}) "
                 f"| {library.stat().st_size:,} |"
             )
     lines += [
@@ -366,9 +395,25 @@ def _cmd_run(args) -> int:
         "",
         drift_path.with_suffix(".md").read_text(),
     ]
+    lines += [
+        "",
+        "## Model benchmarks (quick)",
+        "",
+        "Every runtime side by side on the bundle's LightGBM models and a standard 500-tree model: "
+        + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in bench_files),
+        "",
+    ]
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0
+
+
+def _quick_bench(bundle_path: Path, folder: Path) -> list[Path]:
+    from bench.report import write_report
+    from bench.suite import run_suite
+
+    document = run_suite(bundle_path, folder, quick=True, progress=_progress_line)
+    return [*write_report(document, folder), folder / "results.json"]
 
 
 HELD_OUT_NAME = "kaggle-mode rows generated with seed + 1 (not trained on)"

@@ -1,4 +1,4 @@
-"""Which build of the native tree libraries is fastest? Branch annotation, quantized thresholds, compiler flags.
+"""Which build of the native tree libraries is fastest? Branch annotation and hints, quantized thresholds, flags.
 
 Trains the five LightGBM task models on generated fleet data (or takes the ``lightgbm`` set of a bundle), builds
 each model once per variant, checks every variant against LightGBM's predictions (max |diff| must stay <= 1e-12),
@@ -40,6 +40,7 @@ VARIANTS = {
     "O3 quantize": {"flags": ("-O3",), "quantize": True},
     "O3 annotate quantize": {"flags": ("-O3",), "annotate": True, "quantize": True},
     "O3 march=native": {"flags": ("-O3", "-march=native")},
+    "O3 no branch hints": {"flags": ("-O3",), "no_hints": True},
 }
 
 
@@ -74,6 +75,10 @@ def main() -> None:
                 quantize=variant.get("quantize", False),
                 annotation=annotation if variant.get("annotate") else None,
             )
+            if variant.get("no_hints"):  # tl2cgen marks branches LIKELY/UNLIKELY from LightGBM's training counts
+                for file in sources.files:
+                    path = sources.directory / file
+                    path.write_text(path.read_text().replace("UNLIKELY( ", "( ").replace("LIKELY( ", "( "))
             library = build_library(sources, folder / "model.so", cflags=(*variant["flags"], *BASE_FLAGS))
             seconds = time.perf_counter() - started
             native = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), task_kind(task))

@@ -28,7 +28,6 @@ import numpy as np
 from tqdm import tqdm
 
 from compile.binding import NativeModel
-from compile.bundle_native import QUANTIZE_MIN_TREES
 from compile.native import build_library, generate_sources, treelite_model
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
@@ -55,8 +54,7 @@ def main() -> None:
     for task in tqdm(TASKS, desc="export"):
         booster = fit_model(candidates(task.kind)["lightgbm"], X[:n_train], y[task.name][:n_train]).booster_
         model = treelite_model(booster.model_to_string().encode(), "lightgbm")
-        quantize = model.num_tree >= QUANTIZE_MIN_TREES
-        sources = generate_sources(model, work / task.name / "src", round_float32=False, quantize=quantize)
+        sources = generate_sources(model, work / task.name / "src", round_float32=False)
         library = build_library(sources, work / task.name / "model.so")
         gemm = gemm_model(booster)
         artifacts = {

@@ -112,7 +112,7 @@ def test_corrupted_or_foreign_libraries_are_refused_before_loading(compiled, tmp
         Bundle.load(folder)
     with pytest.raises(CompileError, match="sha256"):
         NativeModel(anomaly, bundle.files[entries["anomaly_flag"]["library"]], "binary")
-    anomaly.write_bytes(original[:1000] + b"\0" * 16 + original[1016:])
+    anomaly.write_bytes(original[:1000] + bytes(b ^ 0xFF for b in original[1000:1016]) + original[1016:])
     with pytest.raises(CompileError, match="refusing"):
         NativeModel(anomaly, bundle.files[entries["anomaly_flag"]["library"]], "binary")
     anomaly.write_bytes(original)
@@ -130,10 +130,6 @@ def test_bundle_records_sources_and_libraries_with_hashes(compiled):
             assert all(s in bundle.files for s in entry["sources"])
     assert native["chosen"]["anomaly_flag"]["round_float32"] is True
     assert native["chosen"]["downtime_risk"]["round_float32"] is False
-    # 500-tree multiclass models are built with quantized thresholds, 100-tree models without.
-    assert native["lightgbm"]["failure_type"]["quantize"] is True
-    assert native["chosen"]["failure_type"]["quantize"] is True
-    assert native["lightgbm"]["anomaly_flag"]["quantize"] is False
 
 
 def test_compile_refuses_a_model_that_is_not_a_tree():

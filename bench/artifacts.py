@@ -1,0 +1,97 @@
+"""Every deployable form of one LightGBM model, built into a folder, with its size on disk.
+
+``build_artifacts(booster, kind, folder)`` writes::
+
+    model.txt                    LightGBM text (the reference)
+    tl2cgen/ + tl2cgen.so        treelite + tl2cgen C sources and library (as ``iotengine compile`` builds it)
+    tl2cgen.stripped.so          the same library after ``strip --strip-unneeded``
+    uint8.c + uint8.so           the uint8-code trees (compile/uint8_trees.py), and stripped
+    model.fp32.onnx              onnxmltools export
+    model.int8.onnx              GEMM form quantized by onnxruntime
+
+and returns them loaded, ready to predict: :class:`compile.binding.NativeModel` for both libraries,
+:class:`compile.onnx_export.OnnxModel` for both ONNX models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+
+from compile.binding import NativeModel
+from compile.native import NativeSources, build_library, generate_sources, treelite_model
+from compile.onnx_export import OnnxModel, lightgbm_onnx
+from compile.onnx_gemm import gemm_model, quantize_int8
+from compile.uint8_trees import uint8_source
+
+__all__ = ["ModelArtifacts", "build_artifacts"]
+
+
+@dataclass
+class ModelArtifacts:
+    """Paths, sizes and loaded runners of one model's artifacts."""
+
+    name: str
+    kind: str
+    booster: lgb.Booster
+    folder: Path
+    sizes: dict[str, int] = field(default_factory=dict)
+    libraries: dict[str, Path] = field(default_factory=dict)  # runtime -> shared library with iot_predict
+    native: dict[str, NativeModel] = field(default_factory=dict)
+    onnx: dict[str, OnnxModel] = field(default_factory=dict)
+
+
+def _strip(library: Path) -> Path:
+    stripped = library.with_suffix(".stripped.so")
+    shutil.copyfile(library, stripped)
+    subprocess.run(["strip", "--strip-unneeded", str(stripped)], check=True, capture_output=True)
+    return stripped
+
+
+def _load(library: Path, kind: str) -> NativeModel:
+    return NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), kind)
+
+
+def build_artifacts(name: str, booster: lgb.Booster, kind: str, folder: Path) -> ModelArtifacts:
+    """Build every artifact of ``booster`` into ``folder`` (see the module docstring)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = ModelArtifacts(name, kind, booster, folder)
+    text = folder / "model.txt"
+    booster.save_model(str(text))
+    out.sizes["lightgbm_text"] = text.stat().st_size
+
+    model = treelite_model(text.read_bytes(), "lightgbm")
+    sources = generate_sources(model, folder / "tl2cgen", round_float32=False)
+    library = build_library(sources, folder / "tl2cgen.so")
+    out.sizes["tl2cgen_c_sources"] = sum((sources.directory / f).stat().st_size for f in sources.files)
+    out.sizes["tl2cgen_so"] = library.stat().st_size
+    out.sizes["tl2cgen_so_stripped"] = _strip(library).stat().st_size
+    out.libraries["native"] = library
+    out.native["native"] = _load(library, kind)
+
+    uint8_dir = folder / "uint8"
+    uint8_dir.mkdir(exist_ok=True)
+    (uint8_dir / "uint8.c").write_text(uint8_source(booster))
+    uint8_library = build_library(NativeSources(uint8_dir, ("uint8.c",), ()), folder / "uint8.so")
+    out.sizes["uint8_c_source"] = (uint8_dir / "uint8.c").stat().st_size
+    out.sizes["uint8_so"] = uint8_library.stat().st_size
+    out.sizes["uint8_so_stripped"] = _strip(uint8_library).stat().st_size
+    out.libraries["uint8"] = uint8_library
+    out.native["uint8"] = _load(uint8_library, kind)
+
+    fp32 = lightgbm_onnx(booster).SerializeToString()
+    gemm = gemm_model(booster)
+    int8 = quantize_int8(gemm)
+    (folder / "model.fp32.onnx").write_bytes(fp32)
+    (folder / "model.int8.onnx").write_bytes(int8)
+    out.sizes["onnx_fp32"] = len(fp32)
+    out.sizes["onnx_gemm_fp32"] = gemm.ByteSize()
+    out.sizes["onnx_int8"] = len(int8)
+    out.onnx["onnx-fp32"] = OnnxModel(fp32, kind, name=f"{name}.fp32.onnx")
+    out.onnx["onnx-int8"] = OnnxModel(int8, kind, name=f"{name}.int8.onnx")
+    return out

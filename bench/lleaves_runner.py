@@ -1,0 +1,66 @@
+"""Run inside the lleaves environment (see bench/lleaves_env.py); imports nothing from iotengine.
+
+    python lleaves_runner.py MODEL.txt INPUTS.npy OUT_DIR --batches 1,1000 --repeats 5 --single-rows 200
+
+Compiles the LightGBM model with lleaves (the shared object is cached in OUT_DIR to measure its size), writes
+``predictions.npy`` for all rows and ``timings.json``: per batch, median and p99 ns per row, single-threaded
+(``n_jobs=1``), timed the same way as the suite's Python runtimes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import lleaves
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("inputs")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--batches", default="1,1000")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--single-rows", type=int, default=200)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    X = np.load(args.inputs)
+    model = lleaves.Model(model_file=args.model)
+    started = time.perf_counter()
+    cache = args.out / "lleaves_model.so"
+    model.compile(cache=str(cache))
+    compile_s = time.perf_counter() - started
+    np.save(args.out / "predictions.npy", model.predict(X, n_jobs=1))
+    timings = {"compile_s": compile_s, "size_bytes": cache.stat().st_size, "batches": {}}
+    for batch in (int(b) for b in args.batches.split(",")):
+        times = []
+        if batch == 1:
+            rows = X[: args.single_rows]
+            for _ in range(args.repeats):
+                for i in range(len(rows)):
+                    row = rows[i : i + 1]
+                    t = time.perf_counter_ns()
+                    model.predict(row, n_jobs=1)
+                    times.append(time.perf_counter_ns() - t)
+        else:
+            block = X[:batch]
+            model.predict(block, n_jobs=1)
+            for _ in range(args.repeats):
+                t = time.perf_counter_ns()
+                model.predict(block, n_jobs=1)
+                times.append((time.perf_counter_ns() - t) / batch)
+        times.sort()
+        timings["batches"][str(batch)] = {
+            "median_ns_per_row": statistics.median(times),
+            "p99_ns_per_row": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))],
+        }
+    (args.out / "timings.json").write_text(json.dumps(timings))
+
+
+if __name__ == "__main__":
+    main()

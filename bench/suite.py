@@ -1,0 +1,325 @@
+"""The model benchmark suite behind ``iotengine bench``: every way to run each model, side by side, in one run.
+
+Models: the LightGBM model of every task in a bundle, plus a standard large model (500 trees, 63 leaves, trained
+on generated fleet data) so that results do not hang on one small model. Runtimes, all single-threaded:
+
+=============  ========================================================================================
+lightgbm       ``Booster.predict(num_threads=1)``: the baseline
+native         the tl2cgen library through cffi (what ``bundle.predict(backend="native")`` runs)
+native-c       the same library called from a C driver (bench/c/driver.c): no Python in the loop
+uint8          the uint8-code trees (compile/uint8_trees.py) through cffi
+uint8-c        the uint8-code trees from the C driver
+onnx-fp32      onnxruntime, onnxmltools' export
+onnx-int8      onnxruntime, the GEMM form quantized to int8
+lleaves        lleaves (LLVM), in its own virtual environment (bench/lleaves_env.py)
+=============  ========================================================================================
+
+Each record: ``model, runtime, batch, median_ns_per_row, p99_ns_per_row, size_bytes, max_abs_diff`` (against
+LightGBM, on the same rows), plus speedups against LightGBM and lleaves measured in the same run. Batch 1 times
+every call (median and p99 of calls); larger batches time ``repeats`` calls on one block of rows. A runtime
+whose single call would take more than ``MAX_CALL_SECONDS`` at a batch size is recorded as skipped, with why.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+from bench.artifacts import ModelArtifacts, build_artifacts
+from bench.lleaves_env import RUNNER, lleaves_python
+from compile.errors import CompileError
+from engine.bundle import Bundle
+from engine.data import SENSORS
+from engine.synth import generate
+from engine.tasks import TASK_BY_NAME, inputs_and_targets
+
+__all__ = ["RUNTIMES", "SuiteConfig", "run_suite"]
+
+RUNTIMES = ("lightgbm", "native", "native-c", "uint8", "uint8-c", "onnx-fp32", "onnx-int8", "lleaves")
+LARGE_MODEL = "large_500x63"
+LARGE_PARAMS = {
+    "objective": "binary",
+    "num_leaves": 63,
+    "learning_rate": 0.05,
+    "max_bin": 255,
+    "deterministic": True,
+    "num_threads": 1,
+    "verbose": -1,
+    "seed": 0,
+}
+LARGE_TREES = 500
+MAX_CALL_SECONDS = 30.0
+DRIVER_SOURCE = Path(__file__).parent / "c" / "driver.c"
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Sizes of a run. ``quick`` is what the tests and ``iotengine run`` use."""
+
+    batches: tuple[int, ...]
+    repeats: int
+    single_rows: int
+    train_rows: int
+    drift_rows: int
+
+    @classmethod
+    def of(cls, quick: bool) -> SuiteConfig:
+        if quick:
+            return cls(batches=(1, 1_000), repeats=3, single_rows=200, train_rows=20_000, drift_rows=2_000)
+        return cls(
+            batches=(1, 1_000, 10_000, 100_000), repeats=7, single_rows=2_000, train_rows=100_000, drift_rows=10_000
+        )
+
+
+def _large_model(rows: int) -> lgb.Booster:
+    X, y = inputs_and_targets(generate(rows, mode="fleet", seed=3, interval_s=300))
+    data = lgb.Dataset(X, y["anomaly_flag"], categorical_feature=[X.shape[1] - 1], free_raw_data=False)
+    return lgb.train(LARGE_PARAMS, data, num_boost_round=LARGE_TREES)
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def _time_python(predict: Callable[[np.ndarray], object], X: np.ndarray, batch: int, config: SuiteConfig):
+    if batch == 1:
+        rows = [X[i : i + 1] for i in range(config.single_rows)]
+        predict(rows[0])
+        times = []
+        for _ in range(config.repeats):
+            for row in rows:
+                started = time.perf_counter_ns()
+                predict(row)
+                times.append(time.perf_counter_ns() - started)
+        return _percentiles(times)
+    block = X[:batch]
+    started = time.perf_counter()
+    predict(block)  # warm-up, and the estimate of one call
+    if time.perf_counter() - started > MAX_CALL_SECONDS:
+        return None
+    times = []
+    for _ in range(config.repeats):
+        started = time.perf_counter_ns()
+        predict(block)
+        times.append((time.perf_counter_ns() - started) / batch)
+    return _percentiles(times)
+
+
+def _driver(work: Path) -> Path:
+    binary = work / "driver"
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    done = subprocess.run(
+        ["gcc", *flags, str(DRIVER_SOURCE), "-ldl", "-o", str(binary)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise CompileError(f"gcc could not build the C driver:\n{done.stderr[-2000:]}")
+    return binary
+
+
+def _time_c(driver: Path, library: Path, inputs: Path, X: np.ndarray, batch: int, config: SuiteConfig):
+    rows = config.single_rows if batch == 1 else X.shape[0]
+    command = [str(driver), str(library), str(inputs), str(rows), str(X.shape[1]), str(batch), str(config.repeats)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise CompileError(f"C driver failed on {library.name}: {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    return result["median_ns_per_row"], result["p99_ns_per_row"]
+
+
+def _lleaves(python: Path, artifacts: ModelArtifacts, inputs: Path, config: SuiteConfig) -> dict:
+    out = artifacts.folder / "lleaves"
+    command = [
+        str(python), str(RUNNER), str(artifacts.folder / "model.txt"), str(inputs), str(out),
+        "--batches", ",".join(map(str, config.batches)), "--repeats", str(config.repeats),
+        "--single-rows", str(config.single_rows),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise CompileError(f"lleaves failed on {artifacts.name}: {done.stderr.strip()[-1000:]}")
+    timings = json.loads((out / "timings.json").read_text())
+    timings["predictions"] = np.load(out / "predictions.npy")
+    return timings
+
+
+def run_suite(
+    bundle_path,
+    out: Path,
+    *,
+    quick: bool = False,
+    progress: Callable[[str], None] = print,
+    lleaves_venv: Path | None = None,
+) -> dict:
+    """Run the suite on the bundle's LightGBM models and the standard large model; write ``out/results.json``.
+
+    Returns the results document (also written): ``meta``, ``records``, ``sizes``, ``end_to_end`` and
+    ``unavailable`` (runtime -> reason).
+    """
+    config = SuiteConfig.of(quick)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="iotengine_bench_"))
+    try:
+        return _run(Bundle.load(bundle_path), out, work, config, quick, progress, lleaves_venv)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
+    n_rows = max(max(config.batches), config.drift_rows, config.single_rows)
+    X, _ = inputs_and_targets(generate(n_rows, mode="fleet", seed=11, interval_s=300))
+    X = np.ascontiguousarray(X)
+    inputs = work / "inputs.f64"
+    X.tofile(inputs)
+    np.save(work / "inputs.npy", X)
+    driver = _driver(work)
+    unavailable = {}
+    python, reason = lleaves_python(lleaves_venv)
+    if python is None:
+        unavailable["lleaves"] = reason
+        progress(f"  lleaves unavailable: {reason}")
+
+    models: dict[str, tuple[lgb.Booster, str]] = {}
+    for task, entry in bundle.model_set("lightgbm").items():
+        booster = lgb.Booster(model_str=bundle.verified_bytes(entry["file"]).decode())
+        models[task] = (booster, TASK_BY_NAME[task].kind)
+    started = time.perf_counter()
+    models[LARGE_MODEL] = (_large_model(config.train_rows), "binary")
+    progress(f"  trained {LARGE_MODEL} on {config.train_rows:,} fleet rows in {time.perf_counter() - started:.0f} s")
+
+    records, sizes, task_libraries = [], [], {}
+    drift_X = X[: config.drift_rows]
+    for name, (booster, kind) in models.items():
+        started = time.perf_counter()
+        artifacts = build_artifacts(name, booster, kind, out / "models" / name)
+        progress(f"  {name}: {booster.num_trees()} trees, artifacts built in {time.perf_counter() - started:.0f} s")
+        if name in TASK_BY_NAME:
+            task_libraries[name] = artifacts.native["native"]
+        reference = booster.predict(drift_X, num_threads=1)
+        runners: dict[str, Callable] = {"lightgbm": lambda A, b=booster: b.predict(A, num_threads=1)}
+        for runtime, model in artifacts.native.items():
+            runners[runtime] = model.predict
+        for runtime, model in artifacts.onnx.items():
+            runners[runtime] = model.predict
+        size = {
+            "lightgbm": artifacts.sizes["lightgbm_text"],
+            "native": artifacts.sizes["tl2cgen_so"],
+            "native-c": artifacts.sizes["tl2cgen_so"],
+            "uint8": artifacts.sizes["uint8_so"],
+            "uint8-c": artifacts.sizes["uint8_so"],
+            "onnx-fp32": artifacts.sizes["onnx_fp32"],
+            "onnx-int8": artifacts.sizes["onnx_int8"],
+        }
+        diff = {runtime: _max_abs_diff(run(drift_X), reference) for runtime, run in runners.items()}
+        diff["native-c"], diff["uint8-c"] = diff["native"], diff["uint8"]  # the same libraries
+        timings: dict[tuple[str, int], tuple[float, float] | None] = {}
+        for batch in config.batches:
+            for runtime, run in runners.items():
+                timings[runtime, batch] = _time_python(run, X, batch, config)
+            for runtime, library_runtime in (("native-c", "native"), ("uint8-c", "uint8")):
+                timings[runtime, batch] = _time_c(
+                    driver, artifacts.libraries[library_runtime], inputs, X, batch, config
+                )
+        if python is not None:
+            try:
+                lleaves = _lleaves(python, artifacts, work / "inputs.npy", config)
+            except CompileError as exc:
+                unavailable["lleaves"] = str(exc)
+                progress(f"  lleaves unavailable: {exc}")
+            else:
+                size["lleaves"] = int(lleaves["size_bytes"])
+                artifacts.sizes["lleaves_so"] = size["lleaves"]
+                diff["lleaves"] = _max_abs_diff(lleaves["predictions"][: config.drift_rows], reference)
+                for batch in config.batches:
+                    cell = lleaves["batches"][str(batch)]
+                    timings["lleaves", batch] = (cell["median_ns_per_row"], cell["p99_ns_per_row"])
+        sizes.append({"model": name, "trees": booster.num_trees(), **artifacts.sizes})
+        for (runtime, batch), timing in timings.items():
+            record = {
+                "model": name,
+                "runtime": runtime,
+                "batch": batch,
+                "median_ns_per_row": None if timing is None else round(timing[0], 1),
+                "p99_ns_per_row": None if timing is None else round(timing[1], 1),
+                "size_bytes": size[runtime],
+                "max_abs_diff": diff[runtime],
+            }
+            if timing is None:
+                record["skipped"] = f"one call at batch {batch} would take more than {MAX_CALL_SECONDS:.0f} s"
+            records.append(record)
+        progress(f"  {name}: timed {len(timings)} runtime x batch cells")
+    _add_ratios(records)
+    document = {
+        "meta": {
+            "quick": quick,
+            "rows": n_rows,
+            "config": config.__dict__,
+            "machine": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "lightgbm": lgb.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        "records": records,
+        "sizes": sizes,
+        "end_to_end": _end_to_end(bundle, task_libraries, config),
+        "unavailable": unavailable,
+    }
+    (out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
+    return document
+
+
+def _max_abs_diff(got, expected) -> float:
+    got = np.asarray(got, dtype=np.float64)
+    return float(np.abs(got.reshape(np.shape(expected)) - expected).max())
+
+
+def _add_ratios(records: list[dict]) -> None:
+    by_key = {(r["model"], r["runtime"], r["batch"]): r for r in records}
+    for record in records:
+        for baseline in ("lightgbm", "lleaves"):
+            base = by_key.get((record["model"], baseline, record["batch"]))
+            value = record["median_ns_per_row"]
+            ok = base is not None and base["median_ns_per_row"] and value
+            record[f"speedup_vs_{baseline}"] = round(base["median_ns_per_row"] / value, 3) if ok else None
+
+
+def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
+    """Per sample from Python: the 67 streaming features, then all five tasks' native libraries on one row."""
+    from engine.features import FeatureStream
+    from engine.tasks import design_matrix
+
+    table = generate(max(config.single_rows * 5, 1_000), mode="fleet", seed=12, interval_s=300)
+    machines = table.column("machine_id").to_numpy()
+    stamps = table.column("timestamp").cast("int64").to_numpy()
+    sensors = np.column_stack([table.column(c).to_numpy(zero_copy_only=False) for c in SENSORS]).astype(np.float64)
+    status = table.column("machine_status").to_numpy()
+    stream = FeatureStream(utc_offset_minutes=int(bundle.manifest.get("utc_offset_minutes", 0)))
+    features_ns, total_ns = [], []
+    for i in range(len(machines)):
+        started = time.perf_counter_ns()
+        features = stream.update(int(machines[i]), int(stamps[i]), sensors[i])
+        middle = time.perf_counter_ns()
+        row = design_matrix(features.reshape(1, -1), status[i : i + 1])
+        for model in models.values():
+            model.predict(row)
+        total_ns.append(time.perf_counter_ns() - started)
+        features_ns.append(middle - started)
+    warm = len(machines) // 10
+    return {
+        "samples": len(machines) - warm,
+        "features_median_ns": statistics.median(features_ns[warm:]),
+        "features_and_five_tasks_median_ns": statistics.median(total_ns[warm:]),
+        "features_and_five_tasks_p99_ns": _percentiles(total_ns[warm:])[1],
+        "path": "FeatureStream.update + design_matrix + 5 native libraries through cffi (lightgbm set)",
+    }

@@ -1,0 +1,122 @@
+"""The model benchmark suite in quick mode: every runtime and figure present, sizes real, exact runtimes exact.
+
+No timing is asserted (shared, noisy machines); the uint8 trees are checked against LightGBM for equality.
+"""
+
+from __future__ import annotations
+
+import json
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.report import write_report
+from bench.suite import LARGE_MODEL, RUNTIMES, run_suite
+from compile.binding import NativeModel
+from compile.native import NativeSources, build_library
+from compile.uint8_trees import uint8_source
+from engine.tasks import TASKS
+
+REQUIRED = ("model", "runtime", "batch", "median_ns_per_row", "p99_ns_per_row", "size_bytes", "max_abs_diff")
+
+
+@pytest.fixture(scope="module")
+def quick_run(compiled, tmp_path_factory):
+    bundle, _, _ = compiled
+    out = tmp_path_factory.mktemp("bench")
+    document = run_suite(bundle.path, out, quick=True, progress=print)
+    return document, write_report(document, out), out
+
+
+def test_results_have_every_model_runtime_and_batch(quick_run):
+    document, _, out = quick_run
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(document))
+    models = {task.name for task in TASKS} | {LARGE_MODEL}
+    runtimes = set(RUNTIMES) - set(document["unavailable"])
+    for name, reason in document["unavailable"].items():
+        print(f"{name} unavailable: {reason}")
+        assert name == "lleaves" and reason  # only the optional peer may be missing, and it says why
+    cells = {(r["model"], r["runtime"], r["batch"]) for r in document["records"]}
+    assert cells == {(m, r, b) for m in models for r in runtimes for b in (1, 1_000)}
+    for record in document["records"]:
+        assert all(key in record for key in REQUIRED), record
+        assert record["size_bytes"] > 0, record
+        if record.get("skipped") is None:
+            assert record["median_ns_per_row"] > 0 and record["p99_ns_per_row"] >= record["median_ns_per_row"]
+
+
+def test_exact_runtimes_are_exact_and_int8_is_not(quick_run):
+    document, _, _ = quick_run
+    for record in document["records"]:
+        if record["runtime"] in ("lightgbm", "native", "native-c", "uint8", "uint8-c"):
+            assert record["max_abs_diff"] == 0.0, record
+        if record["runtime"] == "lleaves":
+            assert record["max_abs_diff"] < 1e-9, record
+        if record["runtime"] == "onnx-int8":
+            assert record["max_abs_diff"] > 0.0, record
+
+
+def test_sizes_cover_every_artifact_and_uint8_is_smallest_exact_form(quick_run):
+    document, _, _ = quick_run
+    for sizes in document["sizes"]:
+        for key in ("lightgbm_text", "tl2cgen_so", "tl2cgen_so_stripped", "tl2cgen_c_sources", "uint8_so",
+                    "uint8_c_source", "onnx_fp32", "onnx_int8", "onnx_gemm_fp32"):  # fmt: skip
+            assert sizes[key] > 0, (sizes["model"], key)
+        assert sizes["uint8_so"] < sizes["tl2cgen_so"], sizes
+        assert sizes["onnx_int8"] < sizes["onnx_gemm_fp32"], sizes
+
+
+def test_report_files_and_end_to_end(quick_run):
+    document, files, out = quick_run
+    names = {p.name for p in files}
+    assert {"BENCH.md", "records.csv", "sizes.csv", "throughput.png", "sizes.png", "latency_batch1.png"} <= names
+    for path in files:
+        assert path.stat().st_size > 0, path
+    report = (out / "BENCH.md").read_text()
+    assert "## Goals" in report and LARGE_MODEL in report
+    e2e = document["end_to_end"]
+    assert e2e["samples"] > 500 and e2e["features_and_five_tasks_median_ns"] > e2e["features_median_ns"] > 0
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    objective=st.sampled_from(["binary", "multiclass", "regression"]),
+    leaves=st.integers(2, 31),
+    rounds=st.integers(1, 30),
+)
+def test_uint8_trees_equal_lightgbm_exactly(tmp_path_factory, seed, objective, leaves, rounds):
+    """Bin codes reproduce LightGBM bit for bit: through categorical splits, NaN in features that had NaN in
+    training and in features that had none, values equal to thresholds, and single-leaf trees."""
+    rng = np.random.default_rng(seed)
+    n = 500
+    X = rng.normal(size=(n, 4)).round(2)  # repeated values put rows exactly on thresholds
+    X[:, 3] = rng.integers(0, 5, size=n)
+    X[rng.random(n) < 0.1, 1] = np.nan
+    signal = X[:, 0] + np.nan_to_num(X[:, 1]) + (X[:, 3] == 2)
+    params = {"num_leaves": leaves, "min_data_in_leaf": 3, "verbose": -1, "min_data_per_group": 3, "cat_smooth": 1}
+    if objective == "binary":
+        params["objective"], y = "binary", (signal > 0.5).astype(int)
+    elif objective == "multiclass":
+        params.update(objective="multiclass", num_class=3)
+        y = np.digitize(signal, [0.0, 1.0])
+    else:
+        params["objective"], y = "regression", signal * 10.0
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[3]), rounds)
+    test = np.vstack([X, rng.normal(size=(n, 4)).round(2)])
+    test[n:, 3] = rng.integers(-1, 7, size=n)  # unseen and negative categories go right, as in LightGBM
+    test[rng.random(2 * n) < 0.1, 2] = np.nan  # column 2 never had NaN in training
+    test[rng.random(2 * n) < 0.05, 3] = np.nan
+    folder = tmp_path_factory.mktemp("uint8")
+    (folder / "m.c").write_text(uint8_source(booster))
+    library = build_library(NativeSources(folder, ("m.c",), ()), folder / "m.so")
+    import hashlib
+
+    kind = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}[objective]
+    model = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), kind)
+    expected = booster.predict(test)
+    assert np.array_equal(model.predict(test).reshape(expected.shape), expected)
+    raw = booster.predict(test, raw_score=True)
+    assert np.array_equal(model.predict(test, raw=True).reshape(raw.shape), raw)
