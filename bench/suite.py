@@ -224,9 +224,17 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
         diff = {runtime: _max_abs_diff(run(drift_X), reference) for runtime, run in runners.items()}
         diff["native-c"], diff["uint8-c"] = diff["native"], diff["uint8"]  # the same libraries
         timings: dict[tuple[str, int], tuple[float, float] | None] = {}
-        for batch in config.batches:
+        per_row: dict[str, float] = {}  # the last measured ns per row of each runtime, to foresee slow calls
+        for batch in sorted(config.batches):
             for runtime, run in runners.items():
+                # The GEMM form holds (trees x rows x nodes) tensors: a call that would run past the limit is not
+                # made at all, as its intermediates can also outgrow memory (500 trees x 100k rows: > 20 GB).
+                if per_row.get(runtime, 0.0) * batch / 1e9 > MAX_CALL_SECONDS:
+                    timings[runtime, batch] = None
+                    continue
                 timings[runtime, batch] = _time_python(run, X, batch, config)
+                if timings[runtime, batch] is not None:
+                    per_row[runtime] = timings[runtime, batch][0]
             for runtime, library_runtime in (("native-c", "native"), ("uint8-c", "uint8")):
                 timings[runtime, batch] = _time_c(
                     driver, artifacts.libraries[library_runtime], inputs, X, batch, config

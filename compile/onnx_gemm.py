@@ -42,6 +42,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from compile.errors import CompileError
+from compile.lightgbm_dump import missing_goes_left
+from compile.lightgbm_dump import objective as lightgbm_objective
 
 __all__ = ["GEMM_OPSET", "GemmTrees", "gemm_model", "gemm_trees", "quantize_int8"]
 
@@ -73,22 +75,10 @@ class GemmTrees:
         return trees, nodes, leaves, self.leaves.shape[2]
 
 
-def _objective(dump: dict) -> tuple[str, float]:
-    name, *params = dump["objective"].split()
-    options = dict(p.split(":", 1) for p in params if ":" in p)
-    if name == "binary":
-        return "binary", float(options.get("sigmoid", 1.0))
-    if name in ("multiclass", "softmax"):
-        return "multiclass", 1.0
-    if name in ("regression", "regression_l2", "l2", "mean_squared_error", "mse", "huber", "fair", "quantile"):
-        return "regression", 1.0
-    raise CompileError(f"LightGBM objective {dump['objective']!r} has no GEMM form here")
-
-
 def gemm_trees(booster: lgb.Booster) -> GemmTrees:
     """The padded, stacked tensors of a LightGBM model, read from its own JSON dump."""
     dump = booster.dump_model()
-    objective, sigmoid = _objective(dump)
+    objective, sigmoid = lightgbm_objective(dump)
     n_features = int(dump["max_feature_idx"]) + 1
     n_outputs = int(dump["num_tree_per_iteration"])
     sets: dict[tuple[int, tuple[int, ...]], int] = {}
@@ -150,15 +140,7 @@ def _flatten(tree: dict, n_features: int, sets: dict) -> tuple[list, list]:
             column = n_features + sets.setdefault((feature, categories), len(sets))
             nodes.append((column, -0.5, False, feature))  # a NaN category goes right, as in LightGBM
         elif node["decision_type"] == "<=":
-            missing = node["missing_type"]
-            threshold = float(node["threshold"])
-            if missing == "NaN":
-                default_left = bool(node["default_left"])
-            elif missing == "None":
-                default_left = 0.0 <= threshold  # LightGBM reads NaN as 0.0 when the feature had no NaN
-            else:
-                raise CompileError(f"tree split with missing_type {missing!r} (zero_as_missing) is not supported")
-            nodes.append((feature, threshold, default_left, feature))
+            nodes.append((feature, float(node["threshold"]), missing_goes_left(node), feature))
         else:
             raise CompileError(f"tree split {node['decision_type']!r} is not supported")
         stack.append((node["right_child"], [*trail, (index, -1.0)]))

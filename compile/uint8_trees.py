@@ -31,6 +31,8 @@ import lightgbm as lgb
 import numpy as np
 
 from compile.errors import CompileError
+from compile.lightgbm_dump import missing_goes_left
+from compile.lightgbm_dump import objective as lightgbm_objective
 
 __all__ = ["MISSING_CODE", "uint8_source"]
 
@@ -38,22 +40,10 @@ MISSING_CODE = 255
 _DEFAULT_LEFT, _CATEGORICAL = 1, 2
 
 
-def _objective(dump: dict) -> tuple[str, float]:
-    name, *params = dump["objective"].split()
-    options = dict(p.split(":", 1) for p in params if ":" in p)
-    if name == "binary":
-        return "binary", float(options.get("sigmoid", 1.0))
-    if name in ("multiclass", "softmax"):
-        return "multiclass", 1.0
-    if name in ("regression", "regression_l2", "l2", "mean_squared_error", "mse", "huber", "fair", "quantile"):
-        return "regression", 1.0
-    raise CompileError(f"LightGBM objective {dump['objective']!r} has no uint8 C form here")
-
-
 def uint8_source(booster: lgb.Booster) -> str:
     """C99 source of the model over uint8 codes, with the ``iot_predict`` batch ABI."""
     dump = booster.dump_model()
-    objective, sigmoid = _objective(dump)
+    objective, sigmoid = lightgbm_objective(dump)
     n_features = int(dump["max_feature_idx"]) + 1
     n_outputs = int(dump["num_tree_per_iteration"])
     trees = [info["tree_structure"] for info in dump["tree_info"]]
@@ -112,14 +102,8 @@ def uint8_source(booster: lgb.Booster) -> str:
                     code, flag = len(sets), _CATEGORICAL
                     sets.append(members)
                 elif node["decision_type"] == "<=":
-                    threshold = float(node["threshold"])
-                    code = sorted_thresholds[feature].index(threshold)
-                    if node["missing_type"] == "NaN":
-                        flag = _DEFAULT_LEFT if node["default_left"] else 0
-                    elif node["missing_type"] == "None":
-                        flag = _DEFAULT_LEFT if 0.0 <= threshold else 0  # LightGBM reads NaN as 0.0 here
-                    else:
-                        raise CompileError("zero_as_missing splits have no uint8 form here")
+                    code = sorted_thresholds[feature].index(float(node["threshold"]))
+                    flag = _DEFAULT_LEFT if missing_goes_left(node) else 0
                 else:
                     raise CompileError(f"tree split {node['decision_type']!r} is not supported")
                 add_node(feature, code, flag)

@@ -5,13 +5,14 @@ No timing is asserted (shared, noisy machines); the uint8 trees are checked agai
 
 from __future__ import annotations
 
+import hashlib
 import json
 
-import lightgbm as lgb
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from small_models import random_lightgbm
 
 from bench.report import write_report
 from bench.suite import LARGE_MODEL, RUNTIMES, run_suite
@@ -90,32 +91,14 @@ def test_report_files_and_end_to_end(quick_run):
 def test_uint8_trees_equal_lightgbm_exactly(tmp_path_factory, seed, objective, leaves, rounds):
     """Bin codes reproduce LightGBM bit for bit: through categorical splits, NaN in features that had NaN in
     training and in features that had none, values equal to thresholds, and single-leaf trees."""
-    rng = np.random.default_rng(seed)
-    n = 500
-    X = rng.normal(size=(n, 4)).round(2)  # repeated values put rows exactly on thresholds
-    X[:, 3] = rng.integers(0, 5, size=n)
-    X[rng.random(n) < 0.1, 1] = np.nan
-    signal = X[:, 0] + np.nan_to_num(X[:, 1]) + (X[:, 3] == 2)
-    params = {"num_leaves": leaves, "min_data_in_leaf": 3, "verbose": -1, "min_data_per_group": 3, "cat_smooth": 1}
-    if objective == "binary":
-        params["objective"], y = "binary", (signal > 0.5).astype(int)
-    elif objective == "multiclass":
-        params.update(objective="multiclass", num_class=3)
-        y = np.digitize(signal, [0.0, 1.0])
-    else:
-        params["objective"], y = "regression", signal * 10.0
-    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[3]), rounds)
-    test = np.vstack([X, rng.normal(size=(n, 4)).round(2)])
-    test[n:, 3] = rng.integers(-1, 7, size=n)  # unseen and negative categories go right, as in LightGBM
-    test[rng.random(2 * n) < 0.1, 2] = np.nan  # column 2 never had NaN in training
-    test[rng.random(2 * n) < 0.05, 3] = np.nan
+    # Inputs rounded to 2 decimals repeat, so many rows sit exactly on a threshold.
+    booster, test = random_lightgbm(
+        np.random.default_rng(seed), objective, leaves, rounds, lambda rng, shape: rng.normal(size=shape).round(2)
+    )
     folder = tmp_path_factory.mktemp("uint8")
     (folder / "m.c").write_text(uint8_source(booster))
     library = build_library(NativeSources(folder, ("m.c",), ()), folder / "m.so")
-    import hashlib
-
-    kind = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}[objective]
-    model = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), kind)
+    model = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), objective)
     expected = booster.predict(test)
     assert np.array_equal(model.predict(test).reshape(expected.shape), expected)
     raw = booster.predict(test, raw_score=True)
