@@ -70,6 +70,7 @@ def uint8_source(booster: lgb.Booster) -> str:
 
     features, codes, flags, lefts, rights, leaves, sets = [], [], [], [], [], [], []
     tree_nodes, tree_leaves = [], []
+    set_index: dict[tuple[int, ...], int] = {}
 
     def add_node(feature: int, code: int, flag: int, child: int = 0) -> None:
         features.append(feature)
@@ -99,8 +100,14 @@ def uint8_source(booster: lgb.Booster) -> str:
                     members = [int(c) for c in str(node["threshold"]).split("||")]
                     if max(members) >= MISSING_CODE:
                         raise CompileError(f"categorical split on category {max(members)}: uint8 codes allow 0..254")
-                    code, flag = len(sets), _CATEGORICAL
-                    sets.append(members)
+                    # node_code indexes the set: identical sets share one, and a byte holds 255 of them.
+                    key = tuple(sorted(members))
+                    if key not in set_index:
+                        if len(set_index) >= MISSING_CODE:
+                            raise CompileError("over 255 distinct categorical splits: a byte cannot index them")
+                        set_index[key] = len(sets)
+                        sets.append(members)
+                    code, flag = set_index[key], _CATEGORICAL
                 elif node["decision_type"] == "<=":
                     code = sorted_thresholds[feature].index(float(node["threshold"]))
                     flag = _DEFAULT_LEFT if missing_goes_left(node) else 0

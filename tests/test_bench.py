@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 from hypothesis import given
@@ -103,3 +104,31 @@ def test_uint8_trees_equal_lightgbm_exactly(tmp_path_factory, seed, objective, l
     assert np.array_equal(model.predict(test).reshape(expected.shape), expected)
     raw = booster.predict(test, raw_score=True)
     assert np.array_equal(model.predict(test, raw=True).reshape(raw.shape), raw)
+
+
+def test_uint8_trees_index_hundreds_of_categorical_splits(tmp_path):
+    # A node stores its category set as one byte: 500 trees that split on machine_status hold hundreds of
+    # categorical splits, but only the few distinct subsets of {0, 1, 2}, which must be shared, not wrapped.
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(3_000, 3))
+    X[:, 2] = rng.integers(0, 3, size=3_000)
+    y = 10.0 * (X[:, 2] == 1) - 5.0 * (X[:, 2] == 2) + 0.1 * rng.normal(size=3_000)
+    params = {"objective": "regression", "num_leaves": 3, "learning_rate": 0.01, "min_data_per_group": 5, "verbose": -1}
+    params["num_threads"] = 1
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[2]), 500)
+    categorical = sum(
+        1 for info in booster.dump_model()["tree_info"] for node in _nodes(info["tree_structure"])
+        if node.get("decision_type") == "=="
+    )  # fmt: skip
+    assert categorical > 256
+    (tmp_path / "m.c").write_text(uint8_source(booster))
+    library = build_library(NativeSources(tmp_path, ("m.c",), ()), tmp_path / "m.so")
+    model = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), "regression")
+    assert np.array_equal(model.predict(X), booster.predict(X))
+
+
+def _nodes(node):
+    yield node
+    if "left_child" in node:
+        yield from _nodes(node["left_child"])
+        yield from _nodes(node["right_child"])
