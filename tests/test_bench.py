@@ -108,12 +108,12 @@ def test_uint8_trees_equal_lightgbm_exactly(tmp_path_factory, seed, objective, l
 
 def test_uint8_trees_index_hundreds_of_categorical_splits(tmp_path):
     # A node stores its category set as one byte: 500 trees that split on machine_status hold hundreds of
-    # categorical splits, but only the few distinct subsets of {0, 1, 2}, which must be shared, not wrapped.
+    # categorical splits, but few distinct category sets, which must be shared, not wrapped around at 256.
     rng = np.random.default_rng(4)
     X = rng.normal(size=(3_000, 3))
-    X[:, 2] = rng.integers(0, 3, size=3_000)
-    y = 10.0 * (X[:, 2] == 1) - 5.0 * (X[:, 2] == 2) + 0.1 * rng.normal(size=3_000)
-    params = {"objective": "regression", "num_leaves": 3, "learning_rate": 0.01, "min_data_per_group": 5, "verbose": -1}
+    X[:, 2] = rng.integers(0, 5, size=3_000)
+    y = np.array([0.0, 10.0, -5.0, 3.0, -8.0])[X[:, 2].astype(int)] + 0.1 * rng.normal(size=3_000)
+    params = {"objective": "regression", "num_leaves": 4, "learning_rate": 0.01, "min_data_per_group": 5, "verbose": -1}
     params["num_threads"] = 1
     booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[2]), 500)
     categorical = sum(
