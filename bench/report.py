@@ -119,7 +119,7 @@ def write_report(document: dict, out: Path) -> list[Path]:
         "## Goals",
         "",
     ]
-    lines += [*_goals(cell, models), ""]
+    lines += [*_goals(cell, models, {s["model"]: s["trees"] for s in sizes}), ""]
     charts = [_throughput_chart(cell, models, runtimes, batches, out), _size_chart(sizes, out)]
     if 1 in batches:
         charts.append(_latency_chart(cell, models, runtimes, out))
@@ -128,9 +128,12 @@ def write_report(document: dict, out: Path) -> list[Path]:
     return [out / "BENCH.md", *files, *charts]
 
 
-def _goals(cell: dict, models: list[str]) -> list[str]:
+def _goals(cell: dict, models: list[str], trees: dict[str, int]) -> list[str]:
+    """The issue's goals, checked against this run: native at batch 10k (else the largest batch) against
+    LightGBM and lleaves; batch 1 from C for the 100-tree models."""
+    batches = {b for (_, _, b) in cell}
+    batch = 10_000 if 10_000 in batches else max(batches)
     lines = []
-    batch = max(b for (_, _, b) in cell)
     for model in models:
         native = cell.get((model, "native", batch))
         base = cell.get((model, "lightgbm", batch))
@@ -143,9 +146,9 @@ def _goals(cell: dict, models: list[str]) -> list[str]:
                 text += f", {vs:.2f}x lleaves ({'met' if vs >= 1 else 'short'})"
             lines.append(text)
         c_single = cell.get((model, "native-c", 1))
-        if c_single and c_single["median_ns_per_row"] is not None:
+        if c_single and c_single["median_ns_per_row"] is not None and trees.get(model) == 100:
             ns = c_single["median_ns_per_row"]
-            lines.append(f"- {model}, batch 1 from C: {ns:,.0f} ns median ({'met' if ns < 1000 else 'short'} < 1 us)")
+            lines.append(f"- {model}, batch 1 from C: {ns:,.0f} ns median ({'met' if ns < 1000 else 'short'}: < 1 us)")
     return lines
 
 
