@@ -163,6 +163,13 @@ def _grouped_bars(ax, labels, series: dict[str, list], log: bool = True):
     ax.legend(fontsize=7, ncol=2)
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _throughput_chart(cell, models, runtimes, batches, out: Path) -> Path:
     shown = [b for b in batches if b != 1]
     fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4.5), squeeze=False)
@@ -170,11 +177,7 @@ def _throughput_chart(cell, models, runtimes, batches, out: Path) -> Path:
         series = {rt: [(cell.get((m, rt, batch)) or {}).get("median_ns_per_row") for m in models] for rt in runtimes}
         _grouped_bars(ax, models, series)
         ax.set_title(f"batch {batch:,}: ns per row (lower is better)")
-    fig.tight_layout()
-    path = out / "throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "throughput.png")
 
 
 def _latency_chart(cell, models, runtimes, out: Path) -> Path:
@@ -183,11 +186,7 @@ def _latency_chart(cell, models, runtimes, out: Path) -> Path:
         series = {rt: [(cell.get((m, rt, 1)) or {}).get(key) for m in models] for rt in runtimes}
         _grouped_bars(ax, models, series)
         ax.set_title(f"batch 1: ns per call, {title}")
-    fig.tight_layout()
-    path = out / "latency_batch1.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "latency_batch1.png")
 
 
 def _size_chart(sizes: list[dict], out: Path) -> Path:
@@ -195,11 +194,7 @@ def _size_chart(sizes: list[dict], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(12, 4.5))
     _grouped_bars(ax, [s["model"] for s in sizes], {k: [s.get(k) for s in sizes] for k in keys})
     ax.set_title("artifact size, bytes")
-    fig.tight_layout()
-    path = out / "sizes.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "sizes.png")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import lightgbm as lgb
 import numpy as np
 
+from compile.bundle_native import NATIVE_SETS
 from compile.errors import CompileError
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
@@ -31,7 +32,6 @@ from engine.training import fold_metrics
 __all__ = ["ONNX_PRECISIONS", "export_onnx", "onnx_drift", "onnx_models"]
 
 ONNX_PRECISIONS = ("fp32", "int8")
-ONNX_SETS = ("chosen", "lightgbm")
 
 
 def export_onnx(path, *, progress: Callable[[str], None] = print) -> Bundle:
@@ -39,7 +39,7 @@ def export_onnx(path, *, progress: Callable[[str], None] = print) -> Bundle:
     bundle = Bundle.load(path)
     files: dict[str, bytes] = {}
     section: dict[str, dict] = {}
-    for set_name in ONNX_SETS:
+    for set_name in NATIVE_SETS:  # the same model sets as the native libraries
         section[set_name] = {}
         for task, entry in bundle.set_entries(set_name).items():
             if entry["family"] != "lightgbm":

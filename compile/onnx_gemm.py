@@ -35,6 +35,7 @@ True
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -51,22 +52,21 @@ GEMM_OPSET = 17
 _NEVER = 1.0e9  # left-turn count of a padding leaf: no row reaches it
 
 
+@dataclass(frozen=True)
 class GemmTrees:
     """The stacked tensors of one model (see the module docstring); built by :func:`gemm_trees`."""
 
-    def __init__(self, n_features, columns, thresholds, default_left, missing_feature, category_sets, path,
-                 left_turns, leaves, objective, sigmoid):  # fmt: skip
-        self.n_features = n_features
-        self.columns = columns  # (T*I,) int64 column of z each node reads
-        self.thresholds = thresholds  # (T*I,) float32, rounded down so float32(x) <= t matches x <= t
-        self.default_left = default_left  # (T*I,) bool: direction of a missing value
-        self.missing_feature = missing_feature  # (T*I,) int64 input column whose NaN-ness decides "missing"
-        self.category_sets = category_sets  # list of (feature, categories going left)
-        self.path = path  # (T, I, L) float32 in {-1, 0, 1}
-        self.left_turns = left_turns  # (T, 1, L) float32
-        self.leaves = leaves  # (T, L, K) float32
-        self.objective = objective  # "binary", "multiclass" or "regression"
-        self.sigmoid = sigmoid
+    n_features: int
+    columns: np.ndarray  # (T*I,) int64 column of z each node reads
+    thresholds: np.ndarray  # (T*I,) float32, rounded down so float32(x) <= t matches x <= t
+    default_left: np.ndarray  # (T*I,) bool: direction of a missing value
+    missing_feature: np.ndarray  # (T*I,) int64 input column whose NaN-ness decides "missing"
+    category_sets: list  # (feature, categories going left) per categorical split column
+    path: np.ndarray  # (T, I, L) float32 in {-1, 0, 1}
+    left_turns: np.ndarray  # (T, 1, L) float32
+    leaves: np.ndarray  # (T, L, K) float32
+    objective: str  # "binary", "multiclass" or "regression"
+    sigmoid: float
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
