@@ -40,8 +40,13 @@ MISSING_CODE = 255
 _DEFAULT_LEFT, _CATEGORICAL = 1, 2
 
 
-def uint8_source(booster: lgb.Booster) -> str:
-    """C99 source of the model over uint8 codes, with the ``iot_predict`` batch ABI."""
+def uint8_source(booster: lgb.Booster, *, row_function: str | None = None) -> str:
+    """C99 source of the model over uint8 codes.
+
+    By default it has the ``iot_predict`` batch ABI. With ``row_function``, it defines only that function,
+    ``void row_function(const double *x, double *y)`` (one row in, the transformed outputs out), and every
+    other symbol is static: the form the edge library (:mod:`compile.edge`) links five of.
+    """
     dump = booster.dump_model()
     objective, sigmoid = lightgbm_objective(dump)
     n_features = int(dump["max_feature_idx"]) + 1
@@ -154,27 +159,27 @@ def uint8_source(booster: lgb.Booster) -> str:
             c_array("uint32_t", "tree_node", tree_nodes),
             c_array("uint32_t", "tree_leaf", tree_leaves),
             c_array("double", "leaf_value", leaves, lambda v: repr(float(v))),
-            f"static const double sigmoid_scale = {sigmoid!r};\n",
-            _DRIVER,
+            f"static const double sigmoid_scale = {sigmoid!r};\n" if kind == 0 else "",
+            _ROW,
+            _BATCH if row_function is None else _EDGE_ROW.replace("@NAME@", row_function),
         ]
     )
 
 
-_DRIVER = r"""
-int32_t get_num_feature(void) { return N_FEATURES; }
-int32_t iot_num_outputs(void) { return N_OUTPUTS; }
-
+_ROW = r"""
 /* code(x) = number of the feature's thresholds below x; x <= t_k exactly when code(x) <= k. */
 static uint8_t code_of(int32_t f, double x) {
   if (isnan(x)) return MISSING_CODE;
   if (is_categorical[f]) return (x >= 0.0 && x < (double)MISSING_CODE) ? (uint8_t)(int32_t)x : MISSING_CODE;
-  uint32_t lo = threshold_start[f], hi = threshold_start[f + 1];
-  const uint32_t first = lo;
-  while (lo < hi) {
-    const uint32_t mid = lo + (hi - lo) / 2;
-    if (thresholds[mid] < x) lo = mid + 1; else hi = mid;
+  {
+    uint32_t lo = threshold_start[f], hi = threshold_start[f + 1];
+    const uint32_t first = lo;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (thresholds[mid] < x) lo = mid + 1; else hi = mid;
+    }
+    return (uint8_t)(lo - first);
   }
-  return (uint8_t)(lo - first);
 }
 
 /* Integer-only walk of one tree; returns the tree-local leaf index. */
@@ -185,41 +190,54 @@ static int32_t walk_tree(const uint8_t *codes, uint32_t base) {
     const uint8_t code = codes[node_feature[at]];
     const uint8_t flags = node_flags[at];
     int left;
+    int32_t child;
     if (flags & 2u) {
       const uint32_t word = category_sets[8u * node_code[at] + (code >> 5)];
       left = code != MISSING_CODE && ((word >> (code & 31u)) & 1u);
     } else {
       left = code == MISSING_CODE ? (flags & 1u) : code <= node_code[at];
     }
-    const int32_t child = left ? node_left[at] : node_right[at];
+    child = left ? node_left[at] : node_right[at];
     if (child < 0) return -1 - child;
     node = child;
   }
 }
 
-int iot_predict(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out) {
+/* One row: the leaves summed in LightGBM's order, then LightGBM's output transform unless pred_margin. */
+static void predict_row(const double *x, int pred_margin, double *y) {
   uint8_t codes[N_FEATURES];
-  if (X == 0 || out == 0 || n_rows < 0 || row_stride < N_FEATURES) return 1;
-  for (int64_t i = 0; i < n_rows; ++i) {
-    const double *x = X + i * row_stride;
-    double *y = out + i * N_OUTPUTS;
-    for (int32_t f = 0; f < N_FEATURES; ++f) codes[f] = code_of(f, x[f]);
-    for (int32_t k = 0; k < N_OUTPUTS; ++k) y[k] = 0.0;
-    for (int32_t t = 0; t < N_TREES; ++t) {
-      y[t % N_OUTPUTS] += leaf_value[tree_leaf[t] + (uint32_t)walk_tree(codes, tree_node[t])];
-    }
-    if (pred_margin) continue;
-#if OBJECTIVE == 0
-    y[0] = 1.0 / (1.0 + exp(-sigmoid_scale * y[0]));
-#elif OBJECTIVE == 1
-    {
-      double top = y[0], sum = 0.0;
-      for (int32_t k = 1; k < N_OUTPUTS; ++k) if (y[k] > top) top = y[k];
-      for (int32_t k = 0; k < N_OUTPUTS; ++k) { y[k] = exp(y[k] - top); sum += y[k]; }
-      for (int32_t k = 0; k < N_OUTPUTS; ++k) y[k] /= sum;
-    }
-#endif
+  int32_t f, k, t;
+  for (f = 0; f < N_FEATURES; ++f) codes[f] = code_of(f, x[f]);
+  for (k = 0; k < N_OUTPUTS; ++k) y[k] = 0.0;
+  for (t = 0; t < N_TREES; ++t) {
+    y[t % N_OUTPUTS] += leaf_value[tree_leaf[t] + (uint32_t)walk_tree(codes, tree_node[t])];
   }
+  if (pred_margin) return;
+#if OBJECTIVE == 0
+  y[0] = 1.0 / (1.0 + exp(-sigmoid_scale * y[0]));
+#elif OBJECTIVE == 1
+  {
+    double top = y[0], sum = 0.0;
+    for (k = 1; k < N_OUTPUTS; ++k) if (y[k] > top) top = y[k];
+    for (k = 0; k < N_OUTPUTS; ++k) { y[k] = exp(y[k] - top); sum += y[k]; }
+    for (k = 0; k < N_OUTPUTS; ++k) y[k] /= sum;
+  }
+#endif
+}
+"""
+
+_BATCH = r"""
+int32_t get_num_feature(void) { return N_FEATURES; }
+int32_t iot_num_outputs(void) { return N_OUTPUTS; }
+
+int iot_predict(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out) {
+  int64_t i;
+  if (X == 0 || out == 0 || n_rows < 0 || row_stride < N_FEATURES) return 1;
+  for (i = 0; i < n_rows; ++i) predict_row(X + i * row_stride, pred_margin, out + i * N_OUTPUTS);
   return 0;
 }
+"""
+
+_EDGE_ROW = r"""
+static void @NAME@(const double *x, double *y) { predict_row(x, 0, y); }
 """

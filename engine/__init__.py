@@ -1,8 +1,8 @@
 """iotengine: a compiled feature and inference engine for industrial IoT telemetry.
 
 The Python API lives in this package: telemetry data (:mod:`engine.data`), the synthetic generator
-(:mod:`engine.synth`), exploratory analysis (:mod:`engine.eda`) and the ``iotengine`` command line
-(:mod:`engine.cli`).
+(:mod:`engine.synth`), exploratory analysis (:mod:`engine.eda`), streaming scoring (:class:`StreamScorer`,
+:mod:`engine.stream_scorer`) and the ``iotengine`` command line (:mod:`engine.cli`).
 """
 
 from engine.data import (
@@ -21,6 +21,7 @@ __all__ = [
     "SENSORS",
     "TELEMETRY_SCHEMA",
     "LoadReport",
+    "StreamScorer",
     "TelemetryError",
     "load_telemetry",
     "load_telemetry_with_report",
@@ -28,3 +29,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # StreamScorer pulls in the model libraries; import it only when asked for.
+    if name == "StreamScorer":
+        from engine.stream_scorer import StreamScorer
+
+        return StreamScorer
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -15,6 +15,7 @@ Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from compile.errors import CompileError
 from engine import __version__
 from engine.data import TelemetryError, load_telemetry_with_report, save_telemetry, write_kaggle_csv
 
@@ -35,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (TelemetryError, ValueError, OSError) as exc:
+    except (TelemetryError, ValueError, OSError, CompileError) as exc:
         print(f"iotengine: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -88,10 +90,24 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(command=_cmd_train)
 
     compile_ = commands.add_parser(
-        "compile", help="compile a bundle's tree models to native libraries, export ONNX fp32/int8"
+        "compile",
+        help="compile a bundle's tree models to native libraries, export ONNX fp32/int8, build the C edge library",
     )
     compile_.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
     compile_.set_defaults(command=_cmd_compile)
+
+    export_c = commands.add_parser(
+        "export-c", help="write the dependency-free C library of a bundle (features + models, iotengine.h)"
+    )
+    export_c.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
+    export_c.add_argument("--out", required=True, type=Path, help="folder for the C sources, Makefile, CMakeLists")
+    export_c.add_argument("--models", default="chosen", help="model set: chosen (default), lightgbm or compact")
+    export_c.add_argument(
+        "--trees", default="tl2cgen", choices=("tl2cgen", "uint8"), help="C form of tree models (uint8: LightGBM only)"
+    )
+    export_c.add_argument("--build", action="store_true", help="also run make (library, example, benchmark)")
+    export_c.add_argument("--cc", default="gcc", help="C compiler for --build (default gcc)")
+    export_c.set_defaults(command=_cmd_export_c)
 
     bench = commands.add_parser(
         "bench", help="size, latency and accuracy of every runtime for the bundle's LightGBM models and a large one"
@@ -193,18 +209,37 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_compile(args) -> int:
+    from compile.bundle_edge import build_edge
     from compile.bundle_native import compile_bundle
     from compile.bundle_onnx import export_onnx
 
     started = time.perf_counter()
     compile_bundle(args.bundle)
-    bundle = export_onnx(args.bundle)
+    export_onnx(args.bundle)
+    bundle = build_edge(args.bundle)
     built = sum(len(tasks) for tasks in bundle.manifest["native"].values())
     exported = sum(len(tasks) for tasks in bundle.manifest["onnx"].values())
     print(
-        f"compiled {built} native libraries and exported {exported} models to ONNX (fp32 + int8) into "
-        f"{bundle.path} in {time.perf_counter() - started:.0f} s"
+        f"compiled {built} native libraries, exported {exported} models to ONNX (fp32 + int8) and built the "
+        f"edge library {bundle.manifest['edge']['library']} into {bundle.path} in {time.perf_counter() - started:.0f} s"
     )
+    return 0
+
+
+def _cmd_export_c(args) -> int:
+    from compile.edge import export_c, make
+
+    started = time.perf_counter()
+    tree = export_c(args.bundle, args.out, models=args.models, trees=args.trees)
+    print(
+        f"wrote {len(list(tree.directory.iterdir()))} files to {tree.directory} "
+        f"(library: {' '.join(tree.library_sources)})"
+    )
+    if args.build:
+        make(tree.directory, "all", "iotengine_bench", compiler=args.cc)
+        print(f"built libiotengine.a, libiotengine.so, iotengine_example and iotengine_bench with {args.cc} -O2")
+        print(f"try: {tree.directory / 'iotengine_example'} < telemetry.csv")
+    print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 
@@ -276,7 +311,7 @@ def _cmd_run(args) -> int:
 
     out: Path = args.out
     data_dir = out / "data"
-    stages = _Stages(total=10)
+    stages = _Stages(total=11)
     try:
         if args.data is not None:
             kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
@@ -327,6 +362,10 @@ def _cmd_run(args) -> int:
         bench_files = stages.run(
             "quick model benchmarks: LightGBM, native, C, uint8, ONNX fp32/int8, lleaves",
             lambda: _quick_bench(training.bundle.path, out / "bench"),
+        )
+        edge_files = stages.run(
+            "C edge library: export, build with gcc, check the example, time iot_features/iot_score",
+            lambda: _edge_stage(training.bundle.path, out / "edge", fleet, kaggle),
         )
     finally:
         stages.close()
@@ -403,9 +442,31 @@ def _cmd_run(args) -> int:
         + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in bench_files),
         "",
     ]
+    edge = json.loads(edge_files[1].read_text())
+    timing = edge["c_bench"]
+    lines += [
+        "## C edge library",
+        "",
+        "The chosen models and the 67 features as dependency-free C99 (`iotengine.h`): "
+        + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in edge_files)
+        + ", sources in [edge/src/](edge/src/).",
+        "",
+        f"- `iot_state` {timing['state_bytes']} bytes per machine; library text "
+        f"{edge['sizes_O2']['total']['text']:,} bytes (gcc -O2).",
+        f"- Per sample in C: `iot_features` {timing['features_ns_median']:,.0f} ns, `iot_score` (five tasks) "
+        f"{timing['score_ns_median']:,.0f} ns (medians, {timing['samples']:,} samples).",
+        f"- The example program's scores differ from `bundle.predict` by at most {edge['example_max_abs_diff']:.1e}.",
+        "",
+    ]
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0
+
+
+def _edge_stage(bundle_path: Path, folder: Path, fleet, kaggle) -> list[Path]:
+    from bench.edge import edge_report
+
+    return edge_report(bundle_path, folder, fleet, kaggle, progress=_progress_line)
 
 
 def _quick_bench(bundle_path: Path, folder: Path) -> list[Path]:

@@ -50,6 +50,8 @@ __all__ = [
     "StreamStats",
     "compute_features",
     "features_table",
+    "read_snapshot",
+    "snapshot_bytes",
 ]
 
 SNAPSHOT_FORMAT = "iotengine.feature_state/1"
@@ -252,44 +254,19 @@ class FeatureStream:
     def snapshot(self) -> bytes:
         """The whole state as Arrow IPC stream bytes: one row per machine, one column per state field."""
         used = len(self._machine_ids)
-        fnames, inames = state_column_names()
-        columns = {"machine_id": pa.array(self._machine_ids, pa.int64())}
-        for j, name in enumerate(fnames):
-            columns[name] = pa.array(self._fstate[:used, j])
-        for j, name in enumerate(inames):
-            columns[name] = pa.array(self._istate[:used, j])
-        meta = {"format": SNAPSHOT_FORMAT, "utc_offset_minutes": self.utc_offset_minutes, "late": self._late}
-        table = pa.table(columns).replace_schema_metadata({"iotengine": json.dumps(meta)})
-        sink = io.BytesIO()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return sink.getvalue()
+        return snapshot_bytes(
+            self._machine_ids, self._fstate[:used], self._istate[:used], self.utc_offset_minutes, self._late
+        )
 
     @classmethod
     def restore(cls, data: bytes) -> FeatureStream:
         """A stream that continues exactly where the one that made ``data`` (by :meth:`snapshot`) stopped."""
-        try:
-            with pa.ipc.open_stream(data) as reader:
-                table = reader.read_all()
-            meta = json.loads((table.schema.metadata or {})[b"iotengine"])
-        except (pa.ArrowInvalid, KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"not a FeatureStream snapshot: {exc}") from exc
-        if meta.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"snapshot format {meta.get('format')!r} is not {SNAPSHOT_FORMAT!r}")
-        fnames, inames = state_column_names()
-        expected = ["machine_id", *fnames, *inames]
-        if table.column_names != expected:
-            raise ValueError("snapshot columns do not match this version's feature state")
-        stream = cls(utc_offset_minutes=meta["utc_offset_minutes"], capacity=max(1, table.num_rows))
-        ids = table.column("machine_id").to_numpy()
-        stream._machine_ids = [int(m) for m in ids]
-        stream._slot_of = {m: i for i, m in enumerate(stream._machine_ids)}
-        if len(stream._slot_of) != len(ids):
-            raise ValueError("snapshot lists a machine twice")
-        for j, name in enumerate(fnames):
-            stream._fstate[: table.num_rows, j] = table.column(name).to_numpy()
-        for j, name in enumerate(inames):
-            stream._istate[: table.num_rows, j] = table.column(name).to_numpy()
+        ids, fstate, istate, meta = read_snapshot(data)
+        stream = cls(utc_offset_minutes=meta["utc_offset_minutes"], capacity=max(1, len(ids)))
+        stream._machine_ids = list(ids)
+        stream._slot_of = {m: i for i, m in enumerate(ids)}
+        stream._fstate[: len(ids)] = fstate
+        stream._istate[: len(ids)] = istate
         stream._late = int(meta["late"])
         return stream
 
@@ -308,6 +285,47 @@ class FeatureStream:
         self._machine_ids.append(machine_id)
         self._slot_of[machine_id] = slot
         return slot
+
+
+def snapshot_bytes(machine_ids, fstate: np.ndarray, istate: np.ndarray, utc_offset_minutes: int, late: int) -> bytes:
+    """Per-machine feature state as Arrow IPC stream bytes (the format of :meth:`FeatureStream.snapshot`).
+
+    One row per machine, one column per field of :mod:`kernels.state`; the edge library's ``iot_state`` has the
+    same fields, so :class:`engine.stream_scorer.StreamScorer` writes and reads the same format.
+    """
+    fnames, inames = state_column_names()
+    columns = {"machine_id": pa.array(list(machine_ids), pa.int64())}
+    for j, name in enumerate(fnames):
+        columns[name] = pa.array(np.ascontiguousarray(fstate[:, j]))
+    for j, name in enumerate(inames):
+        columns[name] = pa.array(np.ascontiguousarray(istate[:, j]))
+    meta = {"format": SNAPSHOT_FORMAT, "utc_offset_minutes": int(utc_offset_minutes), "late": int(late)}
+    table = pa.table(columns).replace_schema_metadata({"iotengine": json.dumps(meta)})
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def read_snapshot(data: bytes) -> tuple[list[int], np.ndarray, np.ndarray, dict]:
+    """Machine ids, float state, int state and metadata of :func:`snapshot_bytes` output; ValueError if not one."""
+    try:
+        with pa.ipc.open_stream(data) as reader:
+            table = reader.read_all()
+        meta = json.loads((table.schema.metadata or {})[b"iotengine"])
+    except (pa.ArrowInvalid, KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"not a FeatureStream snapshot: {exc}") from exc
+    if meta.get("format") != SNAPSHOT_FORMAT:
+        raise ValueError(f"snapshot format {meta.get('format')!r} is not {SNAPSHOT_FORMAT!r}")
+    fnames, inames = state_column_names()
+    if table.column_names != ["machine_id", *fnames, *inames]:
+        raise ValueError("snapshot columns do not match this version's feature state")
+    ids = [int(m) for m in table.column("machine_id").to_numpy()]
+    if len(set(ids)) != len(ids):
+        raise ValueError("snapshot lists a machine twice")
+    fstate = np.column_stack([table.column(name).to_numpy() for name in fnames]).astype(np.float64)
+    istate = np.column_stack([table.column(name).to_numpy() for name in inames]).astype(np.int64)
+    return ids, fstate.reshape(len(ids), len(fnames)), istate.reshape(len(ids), len(inames)), meta
 
 
 class FeatureTransformer(TransformerMixin, BaseEstimator):

@@ -1,0 +1,258 @@
+"""The edge library measured: sizes, C timings of ``iot_features`` / ``iot_score``, the Python paths beside them,
+and the example program checked against ``bundle.predict``.
+
+:func:`edge_report` exports a bundle's C tree (:func:`compile.edge.export_c`), builds it, and writes
+``EDGE.md``, ``edge.json`` and ``edge_latency.png``. It is the C stage of ``iotengine run``;
+``scripts/measure_edge.py`` runs the same measurements at full size (1M samples, ``-Os`` sizes, every model set).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pyarrow as pa
+
+from compile.edge import export_c, make
+from compile.errors import CompileError
+from engine.bundle import Bundle
+from engine.data import SENSORS, load_telemetry, write_kaggle_csv
+
+__all__ = ["SAMPLE_DTYPE", "c_bench", "edge_report", "object_sizes", "python_paths", "write_samples"]
+
+# bench_iot.c's record
+SAMPLE_DTYPE = np.dtype(
+    [("machine", "<i8"), ("timestamp", "<i8"), ("sensors", "<f8", (5,)), ("status", "<i4"), ("pad", "<i4")]
+)
+assert SAMPLE_DTYPE.itemsize == 64
+
+
+def write_samples(table: pa.Table, path: Path) -> Path:
+    """Telemetry as bench_iot.c's binary records (machines numbered 0..m-1 in id order)."""
+    table = load_telemetry(table)
+    _, machine = np.unique(table.column("machine_id").to_numpy(), return_inverse=True)
+    records = np.zeros(table.num_rows, dtype=SAMPLE_DTYPE)
+    records["machine"] = machine
+    records["timestamp"] = table.column("timestamp").cast(pa.int64()).to_numpy()
+    for s, name in enumerate(SENSORS):
+        records["sensors"][:, s] = table.column(name).to_numpy()
+    records["status"] = table.column("machine_status").to_numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.array([table.num_rows], dtype="<i8").tofile(f)
+        records.tofile(f)
+    return path
+
+
+def c_bench(directory: Path, samples: Path, min_samples: int) -> dict:
+    """Run the built ``iotengine_bench`` and return its JSON record."""
+    done = subprocess.run(
+        [str(directory / "iotengine_bench"), str(samples), str(min_samples)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise CompileError(f"iotengine_bench failed: {done.stderr[-1000:]}")
+    return json.loads(done.stdout.replace("nan", "NaN"))
+
+
+_SIZE_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+(\S+)", re.M)
+
+
+def object_sizes(directory: Path, files: list[str]) -> dict[str, dict[str, int]]:
+    """text/data/bss of object files or archives (binutils ``size``), by file name."""
+    done = subprocess.run(["size", *files], cwd=directory, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CompileError(f"size failed: {done.stderr}")
+    out: dict[str, dict[str, int]] = {}
+    for text, data, bss, name in _SIZE_LINE.findall(done.stdout):
+        entry = out.setdefault(name, {"text": 0, "data": 0, "bss": 0})
+        entry["text"] += int(text)
+        entry["data"] += int(data)
+        entry["bss"] += int(bss)
+    return out
+
+
+def library_sizes(directory: Path, library_sources: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Per object of the library, and ``total`` (the sum, which is what libiotengine.a links in)."""
+    objects = [Path(name).with_suffix(".o").name for name in library_sources]
+    sizes = object_sizes(directory, objects)
+    sizes["total"] = {key: sum(sizes[o][key] for o in objects) for key in ("text", "data", "bss")}
+    return sizes
+
+
+def python_paths(bundle: Bundle, table: pa.Table, samples: int) -> dict[str, float]:
+    """Median ns per sample of the Python ways to score a stream, on the first ``samples`` rows."""
+    from engine.features import FeatureStream
+    from engine.stream_scorer import StreamScorer
+
+    table = load_telemetry(table).slice(0, samples)
+    ids = table.column("machine_id").to_numpy()
+    stamps = table.column("timestamp").cast(pa.int64()).to_numpy()
+    values = np.column_stack([table.column(name).to_numpy() for name in SENSORS])
+    statuses = table.column("machine_status").to_numpy()
+    n = len(ids)
+
+    def per_sample(make_run) -> float:
+        times = []
+        for _ in range(3):
+            run = make_run()
+            started = time.perf_counter_ns()
+            run()
+            times.append((time.perf_counter_ns() - started) / n)
+        return float(np.median(times))
+
+    def stream_update():
+        stream = FeatureStream()
+        return lambda: [stream.update(int(ids[i]), int(stamps[i]), values[i]) for i in range(n)]
+
+    def scorer_score(backend):
+        def make_run():
+            scorer = StreamScorer(bundle, backend=backend)
+            return lambda: [scorer.score(int(ids[i]), int(stamps[i]), values[i], int(statuses[i])) for i in range(n)]
+
+        return make_run
+
+    def scorer_batch():
+        scorer = StreamScorer(bundle)
+        return lambda: scorer.score_batch(ids, stamps, values, statuses)
+
+    return {
+        "FeatureStream.update (Numba, per sample)": per_sample(stream_update),
+        "StreamScorer.score, backend c (per sample)": per_sample(scorer_score("c")),
+        "StreamScorer.score_batch, backend c": per_sample(scorer_batch),
+        "StreamScorer.score, backend python (per sample)": per_sample(scorer_score("python")),
+    }
+
+
+def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path) -> tuple[Path, float]:
+    """Run the example program on telemetry as Kaggle CSV; its scores' max abs diff from ``bundle.predict``."""
+    import pandas as pd
+
+    csv_path = write_kaggle_csv(table, folder / "example_input.csv")
+    with csv_path.open() as stdin:
+        done = subprocess.run([str(directory / "iotengine_example")], stdin=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CompileError(f"iotengine_example failed: {done.stderr[-1000:]}")
+    out_path = folder / "example_scores.csv"
+    out_path.write_text(done.stdout)
+    scores = pd.read_csv(io.StringIO(done.stdout))
+    expected = bundle.predict(table)
+    diff = 0.0
+    for column, task in (
+        ("anomaly", "anomaly_flag"),
+        ("maintenance", "maintenance_required"),
+        ("downtime", "downtime_risk"),
+        ("remaining_life", "predicted_remaining_life"),
+    ):
+        diff = max(diff, float(np.max(np.abs(scores[column].to_numpy() - expected[task]))))
+    proba = scores[[c for c in scores.columns if c.startswith("p_")]].to_numpy()
+    diff = max(diff, float(np.max(np.abs(proba - expected["failure_type_proba"]))))
+    return out_path, diff
+
+
+def edge_report(
+    bundle_path,
+    folder: Path,
+    fleet: pa.Table,
+    kaggle: pa.Table,
+    *,
+    min_samples: int = 200_000,
+    python_samples: int = 2_000,
+    progress: Callable[[str], None] = print,
+) -> list[Path]:
+    """Export and build the chosen models' C library into ``folder/src``, check it and time it."""
+    bundle = Bundle.load(bundle_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tree = export_c(bundle, folder / "src", progress=progress)
+    started = time.perf_counter()
+    make(tree.directory, "all", "iotengine_bench", compiler="gcc", opt="-O2")
+    progress(f"  built the C library with gcc -O2 in {time.perf_counter() - started:.0f} s")
+    sizes = library_sizes(tree.directory, tree.library_sources)
+    example_path, example_diff = example_check(bundle, tree.directory, kaggle.slice(0, 2_000), folder)
+    samples = write_samples(fleet, folder / "samples.bin")
+    timing = c_bench(tree.directory, samples, min_samples)
+    samples.unlink()
+    python = python_paths(bundle, fleet, python_samples)
+    document = {
+        "models": tree.models,
+        "sizes_O2": sizes,
+        "c_bench": timing,
+        "python_paths_ns": python,
+        "example_max_abs_diff": example_diff,
+    }
+    json_path = folder / "edge.json"
+    json_path.write_text(json.dumps(document, indent=1) + "\n")
+    png = _latency_chart(timing, folder / "edge_latency.png")
+    md = folder / "EDGE.md"
+    md.write_text(_markdown(document, tree.directory.relative_to(folder), example_path.name))
+    return [md, json_path, png, example_path]
+
+
+def _markdown(document: dict, source: Path, example_name: str) -> str:
+    timing = document["c_bench"]
+    lines = [
+        "# The C edge library",
+        "",
+        f"Sources: [{source}/]({source}/) (`iotengine.h` is the ABI; `make` builds `libiotengine.a`, "
+        "`libiotengine.so`, `iotengine_example`).",
+        "",
+        f"- `iot_state`: {timing['state_bytes']} bytes per machine; no allocation, no mutable globals.",
+        f"- Example program on 2,000 kaggle rows ([{example_name}]({example_name})): max abs diff from "
+        f"`bundle.predict` {document['example_max_abs_diff']:.2e}.",
+        "",
+        "## Time per sample, C (gcc -O2)",
+        "",
+        f"`iotengine_bench`, {timing['samples']:,} samples of {timing['machines']} machines (fleet data replayed); "
+        "medians over blocks of 1,000 calls.",
+        "",
+        "| call | median ns | p99 ns |",
+        "| --- | --- | --- |",
+        f"| iot_features (67 features) | {timing['features_ns_median']:,.0f} | {timing['features_ns_p99']:,.0f} |",
+        f"| iot_score (features + 5 tasks) | {timing['score_ns_median']:,.0f} | {timing['score_ns_p99']:,.0f} |",
+        f"| iot_score, one clock per call | {timing['score_call_ns_median']:,.0f} "
+        f"| {timing['score_call_ns_p99']:,.0f} |",
+        *(f"| model {task} alone | {ns:,.0f} | |" for task, ns in timing["tasks_ns_median"].items()),
+        "",
+        "## Beside the Python paths",
+        "",
+        "| path | median ns per sample |",
+        "| --- | --- |",
+        *(f"| {name} | {ns:,.0f} |" for name, ns in document["python_paths_ns"].items()),
+        "",
+        "## Size (gcc -O2 objects; `size`)",
+        "",
+        "| object | model | text | data | bss |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in document["sizes_O2"].items():
+        task = name.removeprefix("iot_model_").removesuffix(".o")
+        model = document["models"].get(task)
+        described = f"{model['family']} ({model['form']})" if model else ""
+        lines.append(f"| {name} | {described} | {entry['text']:,} | {entry['data']:,} | {entry['bss']:,} |")
+    lines += ["", "![latency](edge_latency.png)", ""]
+    return "\n".join(lines)
+
+
+def _latency_chart(timing: dict, path: Path) -> Path:
+    names = ["iot_features", *timing["tasks_ns_median"], "iot_score"]
+    values = [timing["features_ns_median"], *timing["tasks_ns_median"].values(), timing["score_ns_median"]]
+    colors = ["#4c72b0"] + ["#999999"] * (len(names) - 2) + ["#dd8452"]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    ax.set_xlabel("ns per sample (median, C, gcc -O2)")
+    ax.set_title("Edge library: time per sample")
+    for y, v in enumerate(values[::-1]):
+        ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,126 @@
+/* libFuzzer harness over iot_score, iot_features and the CSV reader (built by tests/test_edge.py with
+ *   clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all).
+ *
+ * The first byte picks the target. Binary input drives four machine states with arbitrary timestamps, sensor
+ * bit patterns (NaN, infinities, subnormals, huge values) and statuses; text input goes through the CSV reader
+ * and, row by row, into iot_score. Beyond the sanitizers' checks, the harness aborts when a documented promise
+ * is broken: IOT_LATE and IOT_EINVAL leave the state byte for byte unchanged; an accepted sample counts once;
+ * probabilities lie in [0, 1]; the failure type indexes the five types. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iot_csv.h"
+#include "iotengine.h"
+
+#define MACHINES 4
+
+static void check(int condition) {
+  if (!condition) abort();
+}
+
+static void check_scores(const iot_scores *s) {
+  int k;
+  check(!(s->anomaly < 0.0 || s->anomaly > 1.0));
+  check(!(s->maintenance < 0.0 || s->maintenance > 1.0));
+  check(!(s->downtime < 0.0 || s->downtime > 1.0));
+  check(s->failure_type >= 0 && s->failure_type < IOT_N_FAILURE_TYPES);
+  for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) check(!(s->failure_proba[k] < 0.0 || s->failure_proba[k] > 1.0));
+}
+
+static void score_checked(iot_state *s, int64_t timestamp_s, const double sensors[IOT_N_SENSORS], int32_t status,
+                          int features_only) {
+  iot_state before;
+  iot_scores scores;
+  double out[IOT_N_FEATURES];
+  int rc;
+  memcpy(&before, s, sizeof before);
+  rc = features_only ? iot_features(s, timestamp_s, sensors, out)
+                     : iot_score(s, timestamp_s, sensors, status, &scores);
+  if (rc == IOT_OK) {
+    check(s->samples == before.samples + 1 && s->last_timestamp == timestamp_s);
+    if (!features_only) check_scores(&scores);
+  } else {
+    check(rc == IOT_LATE || rc == IOT_EINVAL);
+    check(memcmp(&before, s, sizeof before) == 0);
+  }
+}
+
+static void fuzz_binary(const uint8_t *data, size_t size) {
+  iot_state states[MACHINES];
+  size_t at = 0;
+  int k;
+  int32_t offset;
+  if (size < 4) return;
+  memcpy(&offset, data, 4);
+  at = 4;
+  for (k = 0; k < MACHINES; ++k) iot_state_init(&states[k], offset % (24 * 60));
+  /* record: 1 byte control, 8 bytes timestamp, 40 bytes sensors, 4 bytes status */
+  while (at + 53 <= size) {
+    const uint8_t control = data[at];
+    iot_state *s = &states[control % MACHINES];
+    int64_t raw;
+    double sensors[IOT_N_SENSORS];
+    int32_t status;
+    memcpy(&raw, data + at + 1, 8);
+    memcpy(sensors, data + at + 9, 40);
+    memcpy(&status, data + at + 49, 4);
+    at += 53;
+    if (control & 4u) { /* mostly in order: a small step from the machine's last timestamp */
+      raw = s->last_timestamp + (int64_t)(raw & 0xFFFF) - ((control & 8u) ? 30 : 0);
+    }
+    if (control & 16u) status = (int32_t)((uint32_t)status % 3u);
+    score_checked(s, raw, sensors, status, (control & 32u) != 0);
+  }
+}
+
+static void fuzz_csv(const uint8_t *data, size_t size) {
+  iot_state states[MACHINES];
+  iot_csv_layout layout;
+  iot_csv_sample sample;
+  char err[160];
+  const char *text = (const char *)data;
+  size_t start = 0, end;
+  int k, have_header = 0;
+  for (k = 0; k < MACHINES; ++k) iot_state_init(&states[k], 0);
+  while (start < size) {
+    for (end = start; end < size && text[end] != '\n'; ++end) {
+    }
+    if (!have_header) {
+      have_header = iot_csv_header(text + start, end - start, &layout, err, sizeof err) == 0;
+    } else if (iot_csv_row(text + start, end - start, &layout, &sample, err, sizeof err) == 0) {
+      score_checked(&states[(uint64_t)sample.machine_id % MACHINES], sample.timestamp_s, sample.sensors,
+                    sample.machine_status, 0);
+    } else {
+      check(strlen(err) < sizeof err);
+    }
+    {
+      int64_t seconds;
+      (void)iot_csv_parse_timestamp(text + start, end - start, &seconds);
+    }
+    start = end + 1;
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  iot_state s;
+  iot_scores scores;
+  double sensors[IOT_N_SENSORS] = {0.0, 0.0, 0.0, 0.0, 0.0};
+  double out[IOT_N_FEATURES];
+  iot_state_init(&s, 0);
+  check(iot_score(NULL, 0, sensors, 1, &scores) == IOT_EINVAL);
+  check(iot_score(&s, 0, NULL, 1, &scores) == IOT_EINVAL);
+  check(iot_score(&s, 0, sensors, 1, NULL) == IOT_EINVAL);
+  check(iot_features(&s, 0, sensors, NULL) == IOT_EINVAL);
+  check(iot_score(&s, 0, sensors, 3, &scores) == IOT_EINVAL && s.samples == 0);
+  (void)out;
+  if (size == 0) return 0;
+  if (data[0] & 1u) {
+    fuzz_binary(data + 1, size - 1);
+  } else {
+    fuzz_csv(data + 1, size - 1);
+  }
+  return 0;
+}

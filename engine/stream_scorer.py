@@ -1,0 +1,281 @@
+"""Streaming scoring: samples in arrival order, any number of machines, the five tasks per sample.
+
+:class:`StreamScorer` holds one feature state per machine and scores each sample with the bundle's models:
+
+- ``backend="c"`` (default): the bundle's edge library (``iotengine compile`` builds it; compile/edge.py), through
+  cffi. Every machine's ``iot_state`` is a row of one NumPy buffer, and a micro-batch is one C call
+  (``iot_score_many``), so the Python overhead is paid per batch, not per sample.
+- ``backend="python"``: the reference: the Numba kernel (:class:`engine.features.FeatureStream`) and
+  :meth:`engine.bundle.Bundle.predict_inputs` with each model's own library.
+
+Both follow the spec's policies: a NaN or infinite sensor is missing; a sample older than its machine's last
+accepted one is late, is not applied, and scores NaN (:meth:`StreamScorer.score` raises
+:class:`engine.features.LateSampleError`). :meth:`snapshot` writes the states in the format of
+:meth:`engine.features.FeatureStream.snapshot` (the C state has the Numba state's fields), so a stream restored
+from it continues with the same scores, on either backend.
+
+Examples
+--------
+>>> scorer = StreamScorer(bundle_path)                                             # doctest: +SKIP
+>>> scores = scorer.score(7, 1_735_689_600, [70.0, 50.0, 40.0, 3.0, 2.0], 1)       # doctest: +SKIP
+>>> scores["anomaly_flag"], scores["failure_type"]                                 # doctest: +SKIP
+(0.0123, 'Normal')
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from engine.bundle import Bundle
+from engine.data import FAILURE_TYPES, SENSORS
+from engine.features import (
+    FeatureStream,
+    LateSampleError,
+    StreamStats,
+    _integer_array,
+    _timestamp_array,
+    read_snapshot,
+    snapshot_bytes,
+)
+from engine.tasks import design_matrix
+from kernels.state import F_WIDTH, I_COUNT, I_LAST_TS, I_SAMPLES, I_WIDTH, N_SENSORS
+
+__all__ = ["BACKENDS", "StreamScorer"]
+
+BACKENDS = ("c", "python")
+TIMESTAMP_LIMIT = 2**62  # iotengine.h: IOT_TIMESTAMP_LIMIT
+_BINARY = {"anomaly_flag": "anomaly", "maintenance_required": "maintenance", "downtime_risk": "downtime"}
+
+
+class StreamScorer:
+    """Per-machine streaming features and the five task scores, through the C library or the Python reference.
+
+    Parameters
+    ----------
+    bundle : Bundle or path
+        A compiled bundle (``iotengine compile``) for ``backend="c"``; any bundle for ``"python"``.
+    backend : {"c", "python"}
+    capacity : int
+        Machine states allocated up front; the buffer doubles as new machines appear.
+
+    Attributes
+    ----------
+    models : str
+        The bundle's model set that scores (the one the edge library was built from).
+    last_late : ndarray of int
+        Rows that :meth:`score_batch` rejected as late in its last call.
+    """
+
+    def __init__(self, bundle, *, backend: str = "c", capacity: int = 64):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        self.backend = backend
+        self.utc_offset_minutes = int(self.bundle.manifest.get("utc_offset_minutes", 0))
+        edge = self.bundle.manifest.get("edge")
+        self.models = edge["models"] if edge else "chosen"
+        self._machine_ids: list[int] = []
+        self._slot_of: dict[int, int] = {}
+        self._late = 0
+        self.last_late = np.empty(0, dtype=np.int64)
+        if backend == "c":
+            from compile.bundle_edge import edge_library
+
+            self._lib = edge_library(self.bundle)
+            if self._lib.state_size != 8 * (F_WIDTH + I_WIDTH + 1):
+                raise ValueError(
+                    f"{self._lib.path}: iot_state is {self._lib.state_size} bytes, not the kernel's layout"
+                )
+            self._states = self._lib.new_states(max(1, int(capacity)), self.utc_offset_minutes)
+        else:
+            self._stream = FeatureStream(utc_offset_minutes=self.utc_offset_minutes, capacity=capacity)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def score(self, machine_id, timestamp_s, sensors, machine_status) -> dict:
+        """Apply one sample and return its scores (floats, the failure type's name and its 5 probabilities).
+
+        Raises
+        ------
+        LateSampleError
+            Older than the machine's last accepted sample; nothing is changed.
+        ValueError
+            A sample that is not 5 numbers, an integer timestamp and a status in 0..2; nothing is changed.
+        """
+        try:
+            values = np.asarray(sensors, dtype=np.float64).reshape(N_SENSORS)
+            timestamp = operator.index(timestamp_s)
+            status = operator.index(machine_status)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"machine {machine_id}: a sample is an integer timestamp, {N_SENSORS} sensor numbers "
+                f"({', '.join(SENSORS)}) and an integer machine_status; got {timestamp_s!r}, {sensors!r}, "
+                f"{machine_status!r}"
+            ) from exc
+        out = self.score_batch([machine_id], [timestamp], values.reshape(1, N_SENSORS), [status])
+        if self.last_late.size:
+            raise LateSampleError(
+                f"machine {machine_id}: timestamp {timestamp} is earlier than the last accepted "
+                f"{self._last_timestamp(machine_id)}"
+            )
+        return {
+            name: (values[0].copy() if name == "failure_type_proba" else values[0].item())
+            for name, values in out.items()
+        }
+
+    def score_batch(self, machine_ids, timestamps_s, sensors, machine_status) -> dict[str, np.ndarray]:
+        """Apply a micro-batch of samples in arrival order and return their scores.
+
+        Returns
+        -------
+        dict
+            As :meth:`engine.bundle.Bundle.predict`: ``anomaly_flag``, ``maintenance_required``,
+            ``downtime_risk``, ``predicted_remaining_life`` (n,), ``failure_type`` (names, n) and
+            ``failure_type_proba`` (n, 5). A late row is NaN (failure type ``""``) and listed in
+            :attr:`last_late`.
+        """
+        ids = _integer_array(machine_ids, "machine_ids")
+        timestamps = _timestamp_array(timestamps_s)
+        values = np.ascontiguousarray(sensors, dtype=np.float64)
+        statuses = _integer_array(machine_status, "machine_status")
+        n = ids.shape[0]
+        if timestamps.shape != (n,) or values.shape != (n, N_SENSORS) or statuses.shape != (n,):
+            raise ValueError(
+                f"score_batch needs machine_ids (n,), timestamps_s (n,), sensors (n, {N_SENSORS}) and "
+                f"machine_status (n,); got {ids.shape}, {timestamps.shape}, {values.shape} and {statuses.shape}"
+            )
+        bad = np.flatnonzero((statuses < 0) | (statuses > 2))
+        if bad.size:
+            raise ValueError(f"row {bad[0]}: machine_status {statuses[bad[0]]} is not 0, 1 or 2; nothing was applied")
+        bad = np.flatnonzero(np.abs(timestamps) > TIMESTAMP_LIMIT)
+        if bad.size:
+            raise ValueError(f"row {bad[0]}: timestamp {timestamps[bad[0]]} is out of range; nothing was applied")
+        if self.backend == "python":
+            return self._score_python(ids, timestamps, values, statuses)
+        slots = self._slots(ids)
+        out = np.zeros(n, dtype=_scores_dtype())
+        codes = np.zeros(n, dtype=np.int32)
+        self._lib.score_many(self._states, slots, timestamps, values, statuses.astype(np.int32), out, codes)
+        if (codes > 1).any():  # validated above: the library has nothing left to reject
+            raise RuntimeError(f"iot_score rejected row {int(np.flatnonzero(codes > 1)[0])}")
+        late = codes == 1
+        self.last_late = np.flatnonzero(late)
+        self._late += int(self.last_late.size)
+        names = np.asarray(FAILURE_TYPES)[np.clip(out["failure_type"], 0, len(FAILURE_TYPES) - 1)]
+        names[late] = ""
+        result = {task: out[field].copy() for task, field in _BINARY.items()}
+        result["failure_type"] = names
+        result["failure_type_proba"] = out["failure_proba"].copy()
+        result["predicted_remaining_life"] = out["remaining_life"].copy()
+        return result
+
+    def _score_python(self, ids, timestamps, values, statuses) -> dict[str, np.ndarray]:
+        features = self._stream.update_batch(ids, timestamps, values)
+        self.last_late = self._stream.last_late
+        self._late = self._stream.stats.late
+        n = ids.shape[0]
+        accepted = np.ones(n, dtype=bool)
+        accepted[self.last_late] = False
+        result = {}
+        if not accepted.any():
+            for task in (*_BINARY, "predicted_remaining_life"):
+                result[task] = np.full(n, np.nan)
+            result["failure_type"] = np.full(n, "", dtype=np.asarray(FAILURE_TYPES).dtype)
+            result["failure_type_proba"] = np.full((n, len(FAILURE_TYPES)), np.nan)
+            return result
+        scores = self.bundle.predict_inputs(
+            design_matrix(features[accepted], statuses[accepted]), backend="lightgbm", models=self.models
+        )
+        for name, column in scores.items():
+            if name == "failure_type":
+                full = np.full(n, "", dtype=column.dtype)
+            else:
+                full = np.full((n, *column.shape[1:]), np.nan)
+            full[accepted] = column
+            result[name] = full
+        return result
+
+    # ------------------------------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> StreamStats:
+        """Samples accepted and late, missing values per sensor, machines seen (they survive a snapshot)."""
+        if self.backend == "python":
+            return self._stream.stats
+        _, istate = self._state_arrays()
+        samples = istate[:, I_SAMPLES]
+        counts = istate[:, I_COUNT : I_COUNT + N_SENSORS]
+        missing = {name: int((samples - counts[:, s]).sum()) for s, name in enumerate(SENSORS)}
+        return StreamStats(
+            accepted=int(samples.sum()), late=self._late, missing=missing, machines=len(self._machine_ids)
+        )
+
+    @property
+    def machines(self) -> tuple[int, ...]:
+        return self._stream.machines if self.backend == "python" else tuple(self._machine_ids)
+
+    def snapshot(self) -> bytes:
+        """Every machine's state, as :meth:`engine.features.FeatureStream.snapshot` writes it."""
+        if self.backend == "python":
+            return self._stream.snapshot()
+        fstate, istate = self._state_arrays()
+        return snapshot_bytes(self._machine_ids, fstate, istate, self.utc_offset_minutes, self._late)
+
+    @classmethod
+    def restore(cls, bundle, data: bytes, *, backend: str = "c") -> StreamScorer:
+        """A scorer that continues exactly where the one that wrote ``data`` stopped (either backend)."""
+        ids, fstate, istate, meta = read_snapshot(data)
+        scorer = cls(bundle, backend=backend, capacity=max(1, len(ids)))
+        if int(meta["utc_offset_minutes"]) != scorer.utc_offset_minutes:
+            raise ValueError(
+                f"the snapshot was taken with UTC offset {meta['utc_offset_minutes']} min, the bundle uses "
+                f"{scorer.utc_offset_minutes}"
+            )
+        if backend == "python":
+            scorer._stream = FeatureStream.restore(data)
+            return scorer
+        scorer._slots(np.asarray(ids, dtype=np.int64))
+        rows = scorer._states[: len(ids)]
+        rows[:, :F_WIDTH] = fstate.view(np.int64)
+        rows[:, F_WIDTH : F_WIDTH + I_WIDTH] = istate
+        scorer._late = int(meta["late"])
+        return scorer
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _state_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        used = self._states[: len(self._machine_ids)]
+        fstate = np.ascontiguousarray(used[:, :F_WIDTH]).view(np.float64)
+        return fstate, used[:, F_WIDTH : F_WIDTH + I_WIDTH].copy()
+
+    def _last_timestamp(self, machine_id) -> int:
+        if self.backend == "python":
+            return int(self._stream._istate[self._stream._slot_of[machine_id], I_LAST_TS])
+        return int(self._states[self._slot_of[machine_id], F_WIDTH + I_LAST_TS])
+
+    def _slots(self, ids: np.ndarray) -> np.ndarray:
+        """State rows of the machines, new machines added in order of first appearance."""
+        unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        unique_slots = np.empty(unique.shape[0], dtype=np.int64)
+        for k in np.argsort(first, kind="stable"):
+            machine = int(unique[k])
+            slot = self._slot_of.get(machine)
+            if slot is None:
+                slot = len(self._machine_ids)
+                if slot == self._states.shape[0]:
+                    grown = np.zeros((2 * slot, self._states.shape[1]), dtype=np.int64)
+                    grown[:slot] = self._states  # states hold no pointers: moving the bytes moves them
+                    self._states = grown
+                self._lib.init_state(self._states, slot, self.utc_offset_minutes)
+                self._machine_ids.append(machine)
+                self._slot_of[machine] = slot
+            unique_slots[k] = slot
+        return unique_slots[inverse.reshape(-1)]
+
+
+def _scores_dtype():
+    from compile.edge_binding import SCORES_DTYPE
+
+    return SCORES_DTYPE
