@@ -116,8 +116,10 @@ def _without_unused_tmp(function: str) -> str:
     return function
 
 
-def _tl2cgen_row_code(directory: Path, n_outputs: int) -> str:
-    """tl2cgen's generated files (``generate_sources``) as static functions and ``model_predict(x, margin, y)``."""
+def _tl2cgen_row_code(directory: Path, n_outputs: int, n_features: int) -> str:
+    """tl2cgen's generated files (``generate_sources``) as static functions: ``model_predict`` (one row) and
+    ``model_block`` (up to IOT_MODEL_BLOCK rows, unit-major: each unit of trees runs over every row while its code
+    is in the instruction cache)."""
     header = (directory / "header.h").read_text()
     union_end = header.index("};", header.index("union Entry")) + 2
     macros = header[header.index("#if defined(__clang__)") : union_end]
@@ -134,13 +136,19 @@ def _tl2cgen_row_code(directory: Path, n_outputs: int) -> str:
     if predict is None or postprocess is None:
         raise CompileError("tl2cgen's main.c has no predict()/postprocess() of the expected form")
     body = predict.group("body").replace("  unsigned int tmp;\n", "")
-    calls = _UNIT_CALL.findall(body)
+    calls = list(_UNIT_CALL.finditer(body))
+    if not calls or body[: calls[0].start()].strip():
+        raise CompileError("tl2cgen's predict() does not start with its unit calls as expected")
+    names = [call.group(1) for call in calls]
+    direct_calls = body[calls[0].start() : calls[-1].end()]
+    finish = body[calls[-1].end() :]  # averaging of forests, base scores, the output transform
     prototypes = "".join(
-        f"static void {name}(union Entry* restrict data, double* restrict result);\n" for name in calls
+        f"static void {name}(union Entry* restrict data, double* restrict result);\n" for name in names
     )
     return (
         "#include <float.h>\n#include <math.h>\n#include <stdint.h>\n\n"
-        f"{macros}\n\n#define N_OUTPUTS {n_outputs}\n\n"
+        f"{macros}\n\n#define N_OUTPUTS {n_outputs}\n#define MODEL_FEATURES {n_features}\n"
+        f"#define N_UNITS {len(names)}\n\n"
         f"{prototypes}\n"
         + "\n".join(units)
         + "\n"
@@ -148,11 +156,23 @@ def _tl2cgen_row_code(directory: Path, n_outputs: int) -> str:
         + "\nstatic void postprocess(double* result) {\n"
         + postprocess.group("body")
         + "  (void)result;\n}\n\n"
+        "static void finish_row(double* result, int pred_margin) {\n"
+        f"{finish}\n  (void)pred_margin;\n}}\n\n"
         "/* tl2cgen's predict(): every unit adds its trees' leaves into result, then averaging, base scores and\n"
         " * the output transform. */\n"
         "static void model_predict(union Entry* data, int pred_margin, double* result) {\n"
         "  int k;\n  for (k = 0; k < N_OUTPUTS; ++k) result[k] = 0.0;\n"
-        f"{body}\n}}\n"
+        f"{direct_calls}\n  finish_row(result, pred_margin);\n}}\n\n"
+        "static void (*const units[N_UNITS])(union Entry*, double*) = {" + ", ".join(names) + "};\n\n"
+        "/* The same sums for m rows, unit by unit: the leaves of each row are added in the same order. */\n"
+        "static void model_block(union Entry* data, int m, int pred_margin, double* result) {\n"
+        "  int u, r, k;\n"
+        "  for (k = 0; k < m * N_OUTPUTS; ++k) result[k] = 0.0;\n"
+        "  for (u = 0; u < N_UNITS; ++u) {\n"
+        "    for (r = 0; r < m; ++r) units[u](data + r * MODEL_FEATURES, result + r * N_OUTPUTS);\n"
+        "  }\n"
+        "  for (r = 0; r < m; ++r) finish_row(result + r * N_OUTPUTS, pred_margin);\n"
+        "}\n"
     )
 
 
@@ -180,22 +200,27 @@ def _tree_model_source(bundle: Bundle, task: str, entry: dict, trees: str) -> tu
         with tempfile.TemporaryDirectory() as work:
             sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
             n_outputs = _tl2cgen_outputs(sources.directory)
-            code = _tl2cgen_row_code(sources.directory, n_outputs)
-        code += f"\n#define MODEL_OUTPUTS N_OUTPUTS\n#define MODEL_FEATURES {model.num_feature}\n"
+            code = _tl2cgen_row_code(sources.directory, n_outputs, int(model.num_feature))
         # scikit-learn's forests compare float32(x) with their thresholds (engine/model_files.py)
         load = "(double)(float)x[j]" if round_float32 else "x[j]"
-        call = (
-            "{\n    union Entry data[MODEL_FEATURES];\n    int j;\n"
-            f"    for (j = 0; j < MODEL_FEATURES; ++j) data[j].fvalue = {load};\n"
-            f"    model_predict(data, {1 if link_in_c else 0}, result);\n  }}"
-        )
-        described = {"form": "tl2cgen", "trees": int(model.num_tree), "round_float32": round_float32}
+        link = ""
         if link_in_c:  # scikit-learn's link applied to the margin, as engine/model_files.py does
             if kind == "binary":
-                call += "\n  result[0] = 1.0 / (1.0 + exp(-result[0]));"
+                link = "  result[0] = 1.0 / (1.0 + exp(-result[0]));\n"
             elif kind == "multiclass":
-                call += "\n  softmax(result, MODEL_OUTPUTS);"
+                link = "  softmax(result, MODEL_OUTPUTS);\n"
                 code += _SOFTMAX
+        code += (
+            f"\n#define MODEL_OUTPUTS N_OUTPUTS\n#define MODEL_BLOCK 1\n#define MODEL_MARGIN {1 if link_in_c else 0}\n"
+            "static void load_row(const double *x, union Entry *data) {\n"
+            f"  int j;\n  for (j = 0; j < MODEL_FEATURES; ++j) data[j].fvalue = {load};\n}}\n"
+            f"static void link_row(double *result) {{\n{link}  (void)result;\n}}\n"
+        )
+        call = (
+            "{\n    union Entry data[MODEL_FEATURES];\n    load_row(x, data);\n"
+            "    model_predict(data, MODEL_MARGIN, result);\n    link_row(result);\n  }"
+        )
+        described = {"form": "tl2cgen", "trees": int(model.num_tree), "round_float32": round_float32}
     shape = _shape_outputs(kind, n_outputs)
     return code, {"call": call, "shape": shape, "n_outputs": n_outputs, **described}
 
@@ -381,29 +406,65 @@ static double logsumexp(const double *a, int n) {
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _model_file(task: str, code: str, info: dict, columns: list[int] | None, entry: dict) -> str:
-    gather = ""
-    source_row = "inputs"
+def _model_file(task: str, code: str, info: dict, columns: list[int] | None, entry: dict, out_count: int) -> str:
     if columns is not None:
-        gather = (
+        pick = (
             f"  static const int columns[{len(columns)}] = {{{', '.join(map(str, columns))}}};\n"
-            f"  double x[{len(columns)}];\n"
-            f"  int c;\n  for (c = 0; c < {len(columns)}; ++c) x[c] = inputs[columns[c]];\n"
+            f"  int c;\n  for (c = 0; c < {len(columns)}; ++c) scratch[c] = inputs[columns[c]];\n  return scratch;\n"
         )
+        scratch = len(columns)
     else:
-        gather = f"  const double *x = {source_row};\n"
-    return (
-        f"/* Generated by `iotengine export-c`: the {task} model ({entry['family']}, {info['form']}).\n"
-        " * Only iot_model_" + task + " is visible outside this file. */\n"
-        '#include "iot_models.h"\n\n'
-        f"{code}\n"
-        f"void iot_model_{task}(const double inputs[IOT_N_INPUTS], double *out) {{\n"
-        f"{gather}"
-        "  double result[MODEL_OUTPUTS];\n"
-        f"  {info['call']}\n"
-        f"{info['shape']}\n"
-        "}\n"
-    )
+        pick = "  (void)scratch;\n  return inputs;\n"
+        scratch = 1
+    return f"""/* Generated by `iotengine export-c`: the {task} model ({entry["family"]}, {info["form"]}).
+ * Only iot_model_{task} and iot_model_{task}_many are visible outside this file. */
+#include <stddef.h>
+
+#include "iot_models.h"
+
+{code}
+#define OUT_COUNT {out_count}
+#define MODEL_SCRATCH {scratch}
+
+/* The model's own inputs among the IOT_N_INPUTS. */
+static const double *model_inputs(const double *inputs, double *scratch) {{
+{pick}}}
+
+static void shape_row(const double *result, double *out) {{
+{info["shape"]}
+}}
+
+void iot_model_{task}(const double inputs[IOT_N_INPUTS], double *out) {{
+  double scratch[MODEL_SCRATCH];
+  const double *x = model_inputs(inputs, scratch);
+  double result[MODEL_OUTPUTS];
+  {info["call"]}
+  shape_row(result, out);
+}}
+
+void iot_model_{task}_many(const double *inputs, int n, double *out) {{
+#if defined(MODEL_BLOCK)
+  union Entry data[IOT_MODEL_BLOCK * MODEL_FEATURES];
+  double result[IOT_MODEL_BLOCK * MODEL_OUTPUTS];
+  double scratch[MODEL_SCRATCH];
+  int start, r;
+  for (start = 0; start < n; start += IOT_MODEL_BLOCK) {{
+    const int m = n - start < IOT_MODEL_BLOCK ? n - start : IOT_MODEL_BLOCK;
+    for (r = 0; r < m; ++r) {{
+      load_row(model_inputs(inputs + (size_t)(start + r) * IOT_N_INPUTS, scratch), data + r * MODEL_FEATURES);
+    }}
+    model_block(data, m, MODEL_MARGIN, result);
+    for (r = 0; r < m; ++r) {{
+      link_row(result + r * MODEL_OUTPUTS);
+      shape_row(result + r * MODEL_OUTPUTS, out + (size_t)(start + r) * OUT_COUNT);
+    }}
+  }}
+#else
+  int i;
+  for (i = 0; i < n; ++i) iot_model_{task}(inputs + (size_t)i * IOT_N_INPUTS, out + (size_t)i * OUT_COUNT);
+#endif
+}}
+"""
 
 
 def _models_header(tasks: dict[str, dict]) -> str:
@@ -413,10 +474,15 @@ def _models_header(tasks: dict[str, dict]) -> str:
         "#define IOT_MODELS_H",
         '#include "iotengine.h"',
         "",
+        "/* Rows per block of the _many functions: their stack use is about 2 * 8 * IOT_N_INPUTS * IOT_MODEL_BLOCK",
+        " * bytes (35 kB). */",
+        "#define IOT_MODEL_BLOCK 32",
+        "",
     ]
     for task, info in tasks.items():
-        lines.append(f"/* {task}: writes {info['out_count']} value(s) */")
+        lines.append(f"/* {task}: writes {info['out_count']} value(s) per row */")
         lines.append(f"void iot_model_{task}(const double inputs[IOT_N_INPUTS], double *out);")
+        lines.append(f"void iot_model_{task}_many(const double *inputs, int n, double *out);")
     lines += [
         "",
         "/* The five models by name, for timing them one by one (bench_iot.c). */",
@@ -436,9 +502,13 @@ def _models_header(tasks: dict[str, dict]) -> str:
 def _score_source(tasks: dict[str, dict]) -> str:
     failure = tasks["failure_type"]
     indices = failure["class_indices"]
-    calls = []
+    calls, block_calls = [], []
     for task in ("anomaly_flag", "maintenance_required", "downtime_risk", "predicted_remaining_life"):
         calls.append(f"  iot_model_{task}(inputs, &out->{SCORE_FIELDS[task]});")
+        block_calls.append(
+            f"    iot_model_{task}_many(inputs, m, values);\n"
+            f"    for (r = 0; r < m; ++r) out[rows[r]].{SCORE_FIELDS[task]} = values[r];"
+        )
     entries = ",\n".join(f'  {{"{task}", iot_model_{task}}}' for task in tasks)
     return f"""/* iot_score: the features of a sample, machine_status, and the five task models. Generated by `iotengine
  * export-c`. */
@@ -464,11 +534,21 @@ static void nan_scores(iot_scores *out) {{
   out->remaining_life = NAN;
 }}
 
+static void set_failure(iot_scores *out, const double *proba) {{
+  int k;
+  for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) out->failure_proba[k] = 0.0;
+  for (k = 0; k < {len(indices)}; ++k) out->failure_proba[class_index[k]] = proba[k];
+  out->failure_type = 0;
+  for (k = 1; k < IOT_N_FAILURE_TYPES; ++k) {{ /* the first of equal maxima, as numpy's argmax */
+    if (out->failure_proba[k] > out->failure_proba[out->failure_type]) out->failure_type = k;
+  }}
+}}
+
 int iot_score(iot_state *s, int64_t timestamp_s, const double sensors[IOT_N_SENSORS], int32_t machine_status,
               iot_scores *out) {{
   double inputs[IOT_N_INPUTS];
   double proba[{len(indices)}];
-  int rc, k;
+  int rc;
   if (s == NULL || sensors == NULL || out == NULL) return IOT_EINVAL;
   if (machine_status < 0 || machine_status > 2) return IOT_EINVAL;
   rc = iot_features(s, timestamp_s, sensors, inputs);
@@ -479,28 +559,40 @@ int iot_score(iot_state *s, int64_t timestamp_s, const double sensors[IOT_N_SENS
   inputs[IOT_N_FEATURES] = (double)machine_status;
 {chr(10).join(calls)}
   iot_model_failure_type(inputs, proba);
-  for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) out->failure_proba[k] = 0.0;
-  for (k = 0; k < {len(indices)}; ++k) out->failure_proba[class_index[k]] = proba[k];
-  out->failure_type = 0;
-  for (k = 1; k < IOT_N_FAILURE_TYPES; ++k) {{ /* the first of equal maxima, as numpy's argmax */
-    if (out->failure_proba[k] > out->failure_proba[out->failure_type]) out->failure_type = k;
-  }}
+  set_failure(out, proba);
   return IOT_OK;
 }}
 
 int iot_score_many(iot_state *states, const int64_t *index, const int64_t *timestamps_s, const double *sensors,
                    const int32_t *machine_status, int64_t n, iot_scores *out, int32_t *codes) {{
-  int64_t i;
+  /* Features in arrival order, IOT_MODEL_BLOCK accepted samples at a time; then each model over the block, so
+   * its code is fetched once per block instead of once per sample. Same values as iot_score per sample. */
+  double inputs[IOT_MODEL_BLOCK * IOT_N_INPUTS];
+  double values[IOT_MODEL_BLOCK * {len(indices)}];
+  int64_t rows[IOT_MODEL_BLOCK];
+  int64_t i = 0;
   if (states == NULL || index == NULL || timestamps_s == NULL || sensors == NULL || machine_status == NULL ||
       out == NULL || codes == NULL || n < 0)
     return IOT_EINVAL;
-  for (i = 0; i < n; ++i) {{
-    if (index[i] < 0) {{
-      codes[i] = IOT_EINVAL;
-      continue;
+  while (i < n) {{
+    int m = 0, r;
+    for (; i < n && m < IOT_MODEL_BLOCK; ++i) {{
+      double *row = inputs + m * IOT_N_INPUTS;
+      int rc;
+      if (index[i] < 0 || machine_status[i] < 0 || machine_status[i] > 2) {{
+        codes[i] = IOT_EINVAL;
+        continue;
+      }}
+      rc = iot_features(states + index[i], timestamps_s[i], sensors + IOT_N_SENSORS * i, row);
+      codes[i] = rc;
+      if (rc == IOT_LATE) nan_scores(out + i);
+      if (rc != IOT_OK) continue;
+      row[IOT_N_FEATURES] = (double)machine_status[i];
+      rows[m++] = i;
     }}
-    codes[i] = iot_score(states + index[i], timestamps_s[i], sensors + IOT_N_SENSORS * i, machine_status[i],
-                         out + i);
+{chr(10).join(block_calls)}
+    iot_model_failure_type_many(inputs, m, values);
+    for (r = 0; r < m; ++r) set_failure(out + rows[r], values + r * {len(indices)});
   }}
   return IOT_OK;
 }}
@@ -621,9 +713,9 @@ def export_c(
             code, info = _tabular_model_source(bundle, task.name, entry)
         columns = entry.get("columns")
         name = f"iot_model_{task.name}.c"
-        (out / name).write_text(_model_file(task.name, code, info, columns, entry))
-        model_files.append(name)
         out_count = info["n_outputs"] if task.kind == "multiclass" else 1
+        (out / name).write_text(_model_file(task.name, code, info, columns, entry, out_count))
+        model_files.append(name)
         tasks[task.name] = {
             "family": family,
             "form": info["form"],

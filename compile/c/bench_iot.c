@@ -130,6 +130,43 @@ int main(int argc, char **argv) {
     printf("\"score_call_ns_median\": %.1f, \"score_call_ns_p99\": %.1f, ", quantile(calls, n_calls, 0.5),
            quantile(calls, n_calls, 0.99));
   }
+  /* iot_score_many over micro-batches of 256 samples (how StreamScorer calls it), per sample */
+  {
+    int64_t *index = malloc(sizeof(int64_t) * (size_t)n), *stamps = malloc(sizeof(int64_t) * (size_t)n);
+    double *values = malloc(sizeof(double) * IOT_N_SENSORS * (size_t)n);
+    int32_t *statuses = malloc(sizeof(int32_t) * (size_t)n), *codes = malloc(sizeof(int32_t) * (size_t)n);
+    iot_scores *scores = malloc(sizeof(iot_scores) * (size_t)n);
+    double *many = malloc(sizeof(double) * (size_t)(passes * n / 256 + 1));
+    size_t many_blocks = 0;
+    if (index == NULL || stamps == NULL || values == NULL || statuses == NULL || codes == NULL || scores == NULL ||
+        many == NULL)
+      return 2;
+    for (pass = -1; pass < passes; ++pass) {
+      for (i = 0; i < machines; ++i) iot_state_init(&states[i], 0);
+      for (i = 0; i < n; ++i) {
+        index[i] = records[i].machine;
+        stamps[i] = records[i].timestamp_s + (pass + 1) * span;
+        memcpy(values + IOT_N_SENSORS * i, records[i].sensors, sizeof records[i].sensors);
+        statuses[i] = records[i].status;
+      }
+      for (i = 0; i + 256 <= n; i += 256) {
+        const double start = now_ns();
+        iot_score_many(states, index + i, stamps + i, values + IOT_N_SENSORS * i, statuses + i, 256, scores + i,
+                       codes + i);
+        if (pass >= 0) many[many_blocks++] = (now_ns() - start) / 256;
+        sink += scores[i].anomaly;
+      }
+    }
+    printf("\"score_many_ns_median\": %.1f, \"score_many_ns_p99\": %.1f, ", quantile(many, many_blocks, 0.5),
+           quantile(many, many_blocks, 0.99));
+    free(many);
+    free(index);
+    free(stamps);
+    free(values);
+    free(statuses);
+    free(codes);
+    free(scores);
+  }
   /* each model alone, on the inputs of the first pass, blocks of BLOCK calls */
   {
     double *inputs = malloc(sizeof(double) * IOT_N_INPUTS * (size_t)n);
