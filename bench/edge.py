@@ -23,7 +23,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 
-from compile.edge import export_c, make
 from compile.errors import CompileError
 from engine.bundle import Bundle
 from engine.data import SENSORS, load_telemetry, write_kaggle_csv
@@ -61,7 +60,7 @@ def c_bench(directory: Path, samples: Path, min_samples: int) -> dict:
     )
     if done.returncode != 0:
         raise CompileError(f"iotengine_bench failed: {done.stderr[-1000:]}")
-    return json.loads(done.stdout.replace("nan", "NaN"))
+    return json.loads(done.stdout)
 
 
 _SIZE_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+(\S+)", re.M)
@@ -90,45 +89,48 @@ def library_sizes(directory: Path, library_sources: tuple[str, ...]) -> dict[str
 
 
 def python_paths(bundle: Bundle, table: pa.Table, samples: int) -> dict[str, float]:
-    """Median ns per sample of the Python ways to score a stream, on the first ``samples`` rows."""
+    """Median ns per sample of the Python ways to score a stream: one call per sample on the first ``samples``
+    rows, micro-batches on up to ``20 * samples`` rows."""
     from engine.features import FeatureStream
     from engine.stream_scorer import StreamScorer
 
-    table = load_telemetry(table).slice(0, samples)
-    ids = table.column("machine_id").to_numpy()
-    stamps = table.column("timestamp").cast(pa.int64()).to_numpy()
-    values = np.column_stack([table.column(name).to_numpy() for name in SENSORS])
-    statuses = table.column("machine_status").to_numpy()
-    n = len(ids)
+    table = load_telemetry(table).slice(0, 20 * samples)
+    all_ids = table.column("machine_id").to_numpy()
+    all_stamps = table.column("timestamp").cast(pa.int64()).to_numpy()
+    all_values = np.column_stack([table.column(name).to_numpy() for name in SENSORS])
+    all_statuses = table.column("machine_status").to_numpy()
+    ids, stamps, values, statuses = (a[:samples] for a in (all_ids, all_stamps, all_values, all_statuses))
 
-    def per_sample(make_run) -> float:
+    def per_sample(make_run, n: int = samples) -> float:
         times = []
         for _ in range(3):
             run = make_run()
             started = time.perf_counter_ns()
             run()
-            times.append((time.perf_counter_ns() - started) / n)
+            times.append((time.perf_counter_ns() - started) / min(n, len(all_ids)))
         return float(np.median(times))
 
     def stream_update():
         stream = FeatureStream()
-        return lambda: [stream.update(int(ids[i]), int(stamps[i]), values[i]) for i in range(n)]
+        return lambda: [stream.update(int(ids[i]), int(stamps[i]), values[i]) for i in range(len(ids))]
 
     def scorer_score(backend):
         def make_run():
             scorer = StreamScorer(bundle, backend=backend)
-            return lambda: [scorer.score(int(ids[i]), int(stamps[i]), values[i], int(statuses[i])) for i in range(n)]
+            return lambda: [
+                scorer.score(int(ids[i]), int(stamps[i]), values[i], int(statuses[i])) for i in range(len(ids))
+            ]
 
         return make_run
 
     def scorer_batch():
         scorer = StreamScorer(bundle)
-        return lambda: scorer.score_batch(ids, stamps, values, statuses)
+        return lambda: scorer.score_batch(all_ids, all_stamps, all_values, all_statuses)
 
     return {
         "FeatureStream.update (Numba, per sample)": per_sample(stream_update),
         "StreamScorer.score, backend c (per sample)": per_sample(scorer_score("c")),
-        "StreamScorer.score_batch, backend c": per_sample(scorer_batch),
+        "StreamScorer.score_batch, backend c (one batch)": per_sample(scorer_batch, 20 * samples),
         "StreamScorer.score, backend python (per sample)": per_sample(scorer_score("python")),
     }
 
@@ -169,21 +171,22 @@ def edge_report(
     python_samples: int = 2_000,
     progress: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Export and build the chosen models' C library into ``folder/src``, check it and time it."""
-    bundle = Bundle.load(bundle_path)
+    """Export and build the chosen models' C library into ``folder/src`` (and into the bundle, which
+    :class:`engine.stream_scorer.StreamScorer` loads it from), check it and time it."""
+    from compile.bundle_edge import build_edge
+
     folder.mkdir(parents=True, exist_ok=True)
-    tree = export_c(bundle, folder / "src", progress=progress)
-    started = time.perf_counter()
-    make(tree.directory, "all", "iotengine_bench", compiler="gcc", opt="-O2")
-    progress(f"  built the C library with gcc -O2 in {time.perf_counter() - started:.0f} s")
-    sizes = library_sizes(tree.directory, tree.library_sources)
-    example_path, example_diff = example_check(bundle, tree.directory, kaggle.slice(0, 2_000), folder)
+    source = folder / "src"
+    bundle = build_edge(bundle_path, directory=source, targets=("all", "iotengine_bench"), progress=progress)
+    section = bundle.manifest["edge"]
+    sizes = library_sizes(source, tuple(section["library_sources"]))
+    example_path, example_diff = example_check(bundle, source, kaggle.slice(0, 2_000), folder)
     samples = write_samples(fleet, folder / "samples.bin")
-    timing = c_bench(tree.directory, samples, min_samples)
+    timing = c_bench(source, samples, min_samples)
     samples.unlink()
     python = python_paths(bundle, fleet, python_samples)
     document = {
-        "models": tree.models,
+        "models": section["tasks"],
         "sizes_O2": sizes,
         "c_bench": timing,
         "python_paths_ns": python,
@@ -193,7 +196,7 @@ def edge_report(
     json_path.write_text(json.dumps(document, indent=1) + "\n")
     png = _latency_chart(timing, folder / "edge_latency.png")
     md = folder / "EDGE.md"
-    md.write_text(_markdown(document, tree.directory.relative_to(folder), example_path.name))
+    md.write_text(_markdown(document, source.relative_to(folder), example_path.name))
     return [md, json_path, png, example_path]
 
 

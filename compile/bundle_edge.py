@@ -25,14 +25,25 @@ EDGE_LIBRARY = "edge/libiotengine.so"
 
 
 def build_edge(
-    path, *, models: str = "chosen", trees: str = "tl2cgen", progress: Callable[[str], None] = print
+    path,
+    *,
+    models: str = "chosen",
+    trees: str = "tl2cgen",
+    directory=None,
+    targets: tuple[str, ...] = ("libiotengine.so",),
+    progress: Callable[[str], None] = print,
 ) -> Bundle:
-    """Export, build and record the edge library of the bundle at ``path``; returns the bundle reloaded."""
+    """Export, build and record the edge library of the bundle at ``path``; returns the bundle reloaded.
+
+    ``directory`` keeps the exported tree and its build (default: a temporary folder); ``targets`` are the make
+    targets built there (``libiotengine.so`` always).
+    """
     bundle = Bundle.load(path)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
-        tree = export_c(bundle, Path(work) / "src", models=models, trees=trees, progress=progress)
-        make(tree.directory, "libiotengine.so", compiler="gcc", opt="-O2")
+        folder = Path(directory) if directory is not None else Path(work) / "src"
+        tree = export_c(bundle, folder, models=models, trees=trees, progress=progress)
+        make(tree.directory, "libiotengine.so", *targets, compiler="gcc", opt="-O2")
         library = (tree.directory / "libiotengine.so").read_bytes()
         sources = {
             f"edge/src/{p.name}": p.read_bytes()
@@ -44,6 +55,7 @@ def build_edge(
     section = {
         "library": EDGE_LIBRARY,
         "sources": sorted(sources),
+        "library_sources": list(tree.library_sources),
         "models": models,
         "trees": trees,
         "state_bytes": state_size,

@@ -156,6 +156,29 @@ class EdgeLibrary:
         if rc != IOT_OK:
             raise CompileError(f"{self.path.name}: iot_score_many returned {rc}")
 
+    def single_scorer(self):
+        """A reusable single-sample call: ``call(states, k, timestamp_s, sensors, status)`` returns
+        ``(code, scores)`` with ``scores`` a cffi ``iot_scores`` struct (valid until the next call). It keeps its
+        own input and output buffers and reuses the states' address until the buffer changes: the
+        lowest-overhead way to score one sample from Python."""
+        ffi, lib = self.ffi, self.lib
+        sensors = ffi.new("double[5]")
+        out = ffi.new("iot_scores *")
+        size = self.state_size
+        cached = {"buffer": None, "pointer": None}
+
+        def call(states: np.ndarray, k: int, timestamp_s: int, values, status: int):
+            if cached["buffer"] is not states:
+                self._row(states, 0)  # checks dtype, layout and contiguity once per buffer
+                cached["buffer"] = states
+                cached["pointer"] = ffi.cast("char *", ffi.from_buffer(states))
+            if not 0 <= k < states.shape[0]:
+                raise IndexError(f"state {k} is outside the buffer of {states.shape[0]}")
+            sensors[0:5] = values
+            return lib.iot_score(cached["pointer"] + k * size, timestamp_s, sensors, status, out), out
+
+        return call
+
     def _row(self, states: np.ndarray, k: int):
         if not (states.flags.c_contiguous and states.dtype == np.int64 and states.shape[1] * 8 == self.state_size):
             raise ValueError(f"states must be a C-contiguous int64 buffer of {self.state_size} bytes per row")

@@ -89,6 +89,7 @@ class StreamScorer:
                     f"{self._lib.path}: iot_state is {self._lib.state_size} bytes, not the kernel's layout"
                 )
             self._states = self._lib.new_states(max(1, int(capacity)), self.utc_offset_minutes)
+            self._score_one = self._lib.single_scorer()
         else:
             self._stream = FeatureStream(utc_offset_minutes=self.utc_offset_minutes, capacity=capacity)
 
@@ -105,25 +106,54 @@ class StreamScorer:
             A sample that is not 5 numbers, an integer timestamp and a status in 0..2; nothing is changed.
         """
         try:
-            values = np.asarray(sensors, dtype=np.float64).reshape(N_SENSORS)
+            values = [float(v) for v in sensors]
             timestamp = operator.index(timestamp_s)
             status = operator.index(machine_status)
+            if len(values) != N_SENSORS:
+                raise ValueError
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"machine {machine_id}: a sample is an integer timestamp, {N_SENSORS} sensor numbers "
                 f"({', '.join(SENSORS)}) and an integer machine_status; got {timestamp_s!r}, {sensors!r}, "
                 f"{machine_status!r}"
             ) from exc
-        out = self.score_batch([machine_id], [timestamp], values.reshape(1, N_SENSORS), [status])
-        if self.last_late.size:
-            raise LateSampleError(
-                f"machine {machine_id}: timestamp {timestamp} is earlier than the last accepted "
-                f"{self._last_timestamp(machine_id)}"
-            )
+        if self.backend == "python":
+            out = self.score_batch([machine_id], [timestamp], [values], [status])
+            if self.last_late.size:
+                raise self._late_error(machine_id, timestamp)
+            return {
+                name: (column[0].copy() if name == "failure_type_proba" else column[0].item())
+                for name, column in out.items()
+            }
+        if not 0 <= status <= 2:
+            raise ValueError(f"machine {machine_id}: machine_status {status} is not 0, 1 or 2; nothing was applied")
+        if not -TIMESTAMP_LIMIT <= timestamp <= TIMESTAMP_LIMIT:
+            raise ValueError(f"machine {machine_id}: timestamp {timestamp} is out of range; nothing was applied")
+        slot = self._slot_of.get(machine_id)
+        if slot is None:
+            slot = int(self._slots(np.array([machine_id], dtype=np.int64))[0])
+        code, scores = self._score_one(self._states, slot, timestamp, values, status)
+        if code == 1:
+            self._late += 1
+            self.last_late = np.zeros(1, dtype=np.int64)
+            raise self._late_error(machine_id, timestamp)
+        if code != 0:
+            raise RuntimeError(f"iot_score rejected machine {machine_id}'s sample (code {code})")
+        self.last_late = np.empty(0, dtype=np.int64)
         return {
-            name: (values[0].copy() if name == "failure_type_proba" else values[0].item())
-            for name, values in out.items()
+            "anomaly_flag": scores.anomaly,
+            "maintenance_required": scores.maintenance,
+            "downtime_risk": scores.downtime,
+            "failure_type": FAILURE_TYPES[scores.failure_type],
+            "failure_type_proba": np.array(list(scores.failure_proba)),
+            "predicted_remaining_life": scores.remaining_life,
         }
+
+    def _late_error(self, machine_id, timestamp) -> LateSampleError:
+        return LateSampleError(
+            f"machine {machine_id}: timestamp {timestamp} is earlier than the last accepted "
+            f"{self._last_timestamp(machine_id)}"
+        )
 
     def score_batch(self, machine_ids, timestamps_s, sensors, machine_status) -> dict[str, np.ndarray]:
         """Apply a micro-batch of samples in arrival order and return their scores.
@@ -137,7 +167,7 @@ class StreamScorer:
             :attr:`last_late`.
         """
         ids = _integer_array(machine_ids, "machine_ids")
-        timestamps = _timestamp_array(timestamps_s)
+        timestamps = np.ascontiguousarray(_timestamp_array(timestamps_s), dtype=np.int64)
         values = np.ascontiguousarray(sensors, dtype=np.float64)
         statuses = _integer_array(machine_status, "machine_status")
         n = ids.shape[0]
@@ -157,7 +187,8 @@ class StreamScorer:
         slots = self._slots(ids)
         out = np.zeros(n, dtype=_scores_dtype())
         codes = np.zeros(n, dtype=np.int32)
-        self._lib.score_many(self._states, slots, timestamps, values, statuses.astype(np.int32), out, codes)
+        statuses32 = np.ascontiguousarray(statuses, dtype=np.int32)
+        self._lib.score_many(self._states, slots, timestamps, values, statuses32, out, codes)
         if (codes > 1).any():  # validated above: the library has nothing left to reject
             raise RuntimeError(f"iot_score rejected row {int(np.flatnonzero(codes > 1)[0])}")
         late = codes == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.edge import c_bench, library_sizes, python_paths, write_samples
+from compile.bundle_edge import build_edge
 from compile.edge import export_c, make
 from engine.bundle import Bundle
 from engine.synth import generate
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1_000_000)
     args = parser.parse_args()
     bundle = Bundle.load(args.bundle)
+    if "edge" not in bundle.manifest:  # the Python paths score through the bundle's own edge library
+        bundle = build_edge(args.bundle, progress=lambda _: None)
     fleet = generate(100_000, mode="fleet", seed=11, interval_s=300)
     samples = write_samples(fleet, args.out / "samples.bin")
     results = {"numba_kernel_ns": numba_kernel_ns(fleet), "configs": {}}

@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
       printf("%s\"%s\": %.1f", task ? ", " : "", iot_model_entries[task].task,
              quantile(block_score, model_blocks, 0.5));
     }
-    printf("}, \"checksum\": %.6g}\n", sink);
+    printf("}, \"checksum\": \"%.6g\"}\n", sink);
     free(inputs);
   }
   free(records);
