@@ -14,12 +14,11 @@ accepted one is late, is not applied, and scores NaN (:meth:`StreamScorer.score`
 :meth:`engine.features.FeatureStream.snapshot` (the C state has the Numba state's fields), so a stream restored
 from it continues with the same scores, on either backend.
 
-Examples
---------
->>> scorer = StreamScorer(bundle_path)                                             # doctest: +SKIP
->>> scores = scorer.score(7, 1_735_689_600, [70.0, 50.0, 40.0, 3.0, 2.0], 1)       # doctest: +SKIP
->>> scores["anomaly_flag"], scores["failure_type"]                                 # doctest: +SKIP
-(0.0123, 'Normal')
+Example (a compiled bundle; tests/test_edge.py runs these calls)::
+
+    scorer = StreamScorer("artifacts/train/bundle")
+    scores = scorer.score(7, 1_735_689_600, [70.0, 50.0, 40.0, 3.0, 2.0], 1)
+    scores["anomaly_flag"], scores["failure_type"]      # (0.0123..., 'Normal')
 """
 
 from __future__ import annotations

@@ -467,7 +467,20 @@ def test_fuzz_iot_score_and_the_csv_reader_under_asan_and_ubsan(small_bundles, t
     rng = np.random.default_rng(0)
     (corpus / "binary").write_bytes(b"\x01" + rng.bytes(4 + 53 * 40))
     done = subprocess.run(
-        [str(fuzzer), str(corpus), "-runs=30000", "-seed=1", "-max_len=4096", "-timeout=20"],
+        # -rss_limit_mb=0: Linux carries the peak RSS of the forking process (pytest, over 2 GB after the other
+        # tests) into the exec'd fuzzer's getrusage, which libFuzzer would read as its own and stop with
+        # "out-of-memory" on an empty input. The library allocates nothing; a 256 MB malloc limit stays.
+        [
+            str(fuzzer),
+            str(corpus),
+            "-runs=30000",
+            "-seed=1",
+            "-max_len=4096",
+            "-timeout=20",
+            "-rss_limit_mb=0",
+            "-malloc_limit_mb=256",
+            f"-artifact_prefix={tmp_path}/",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
