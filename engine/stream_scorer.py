@@ -27,6 +27,7 @@ import operator
 
 import numpy as np
 
+from compile.edge_binding import SCORES_DTYPE
 from engine.bundle import Bundle
 from engine.data import FAILURE_TYPES, SENSORS
 from engine.features import (
@@ -184,7 +185,7 @@ class StreamScorer:
         if self.backend == "python":
             return self._score_python(ids, timestamps, values, statuses)
         slots = self._slots(ids)
-        out = np.zeros(n, dtype=_scores_dtype())
+        out = np.zeros(n, dtype=SCORES_DTYPE)
         codes = np.zeros(n, dtype=np.int32)
         statuses32 = np.ascontiguousarray(statuses, dtype=np.int32)
         self._lib.score_many(self._states, slots, timestamps, values, statuses32, out, codes)
@@ -303,9 +304,3 @@ class StreamScorer:
                 self._slot_of[machine] = slot
             unique_slots[k] = slot
         return unique_slots[inverse.reshape(-1)]
-
-
-def _scores_dtype():
-    from compile.edge_binding import SCORES_DTYPE
-
-    return SCORES_DTYPE
