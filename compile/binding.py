@@ -22,13 +22,31 @@ from scipy.special import expit, softmax
 
 from compile.errors import CompileError
 
-__all__ = ["NativeModel"]
+__all__ = ["NativeModel", "open_verified_library"]
 
 _CDEF = """
 int32_t get_num_feature(void);
 int32_t iot_num_outputs(void);
 int iot_predict(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out);
 """
+
+
+def open_verified_library(path: Path, sha256: str | None, cdef: str, what: str):
+    """``(ffi, lib)`` of a shared library whose bytes match ``sha256`` (checked before it is loaded; None only for
+    a library the caller has just built itself). Failures raise CompileError naming the file and ``what`` it is."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CompileError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise CompileError(f"{path}: sha256 differs from the bundle's record; refusing to load it")
+    ffi = FFI()
+    ffi.cdef(cdef)
+    try:
+        lib = ffi.dlopen(str(path.resolve()))
+    except OSError as exc:
+        raise CompileError(f"{path}: cannot load the {what} ({exc})") from None
+    return ffi, lib
 
 
 class NativeModel:
@@ -47,23 +65,12 @@ class NativeModel:
 
     def __init__(self, path: str | os.PathLike, sha256: str, kind: str, *, link_in_numpy: bool = False):
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CompileError(f"{path}: cannot read the native library ({exc.strerror})") from None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise CompileError(f"{path}: sha256 differs from the bundle's record; refusing to load it")
+        self._ffi, self._lib = open_verified_library(path, sha256, _CDEF, "native library")
         self.path = path
         self.kind = kind
         # scikit-learn's HistGradientBoosting: treelite's C transform is not scikit-learn's, so take the margin
         # and apply scikit-learn's link (expit, softmax) in float64 here.
         self.link_in_numpy = link_in_numpy
-        self._ffi = FFI()
-        self._ffi.cdef(_CDEF)
-        try:
-            self._lib = self._ffi.dlopen(str(path.resolve()))
-        except OSError as exc:
-            raise CompileError(f"{path}: cannot load the native library ({exc})") from None
         self.n_features = int(self._lib.get_num_feature())
         self.n_outputs = int(self._lib.iot_num_outputs())
 

@@ -42,7 +42,7 @@ import lightgbm as lgb
 import numpy as np
 
 from compile.errors import CompileError
-from compile.native import generate_sources, treelite_model
+from compile.native import _PREDICT, _UNIT_CALL, generate_sources, treelite_model
 from compile.uint8_trees import uint8_source
 from engine.bundle import Bundle
 from engine.data import FAILURE_TYPES
@@ -101,10 +101,6 @@ def calendar_tables() -> str:
 
 _UNIT_DEFINITION = re.compile(r"^void (predict_unit\d+)\(", re.M)
 _POSTPROCESS = re.compile(r"^void postprocess\(double\* result\) \{\n(?P<body>.*?)^\}\n", re.S | re.M)
-_PREDICT_BODY = re.compile(
-    r"^void predict\(union Entry\* data, int pred_margin, double\* result\) \{\n(?P<body>.*?)^\}\n", re.S | re.M
-)
-_UNIT_CALL = re.compile(r"^\s*(predict_unit\d+)\(data, result\);$", re.M)
 _FUNCTION = re.compile(r"^(static )?void (\w+)\(.*?^\}\n", re.S | re.M)
 _STATIC_HELPER = re.compile(r"^static [^\n]*\(.*?^\}\n", re.S | re.M)  # e.g. postprocess_impl (softmax)
 
@@ -131,7 +127,7 @@ def _tl2cgen_row_code(directory: Path, n_outputs: int, n_features: int) -> str:
         text = text.replace("(tmp >= 0 && tmp < ", "(tmp < ")
         units.append("\n".join(_without_unused_tmp(f.group(0)) for f in _FUNCTION.finditer(text)))
     main = (directory / "main.c").read_text()
-    predict = _PREDICT_BODY.search(main)
+    predict = _PREDICT.search(main)  # the shapes of tl2cgen's main.c that compile/native.py knows
     postprocess = _POSTPROCESS.search(main)
     if predict is None or postprocess is None:
         raise CompileError("tl2cgen's main.c has no predict()/postprocess() of the expected form")
@@ -139,7 +135,7 @@ def _tl2cgen_row_code(directory: Path, n_outputs: int, n_features: int) -> str:
     calls = list(_UNIT_CALL.finditer(body))
     if not calls or body[: calls[0].start()].strip():
         raise CompileError("tl2cgen's predict() does not start with its unit calls as expected")
-    names = [call.group(1) for call in calls]
+    names = [f"predict_unit{call.group(1)}" for call in calls]
     direct_calls = body[calls[0].start() : calls[-1].end()]
     finish = body[calls[-1].end() :]  # averaging of forests, base scores, the output transform
     prototypes = "".join(

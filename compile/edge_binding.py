@@ -9,13 +9,12 @@ the library is opened. cffi releases the GIL during each call.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
-from cffi import FFI
 
+from compile.binding import open_verified_library
 from compile.errors import CompileError
 
 __all__ = ["IOT_EINVAL", "IOT_LATE", "IOT_OK", "SCORES_DTYPE", "EdgeLibrary"]
@@ -62,19 +61,8 @@ class EdgeLibrary:
 
     def __init__(self, path: str | os.PathLike, sha256: str | None):
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CompileError(f"{path}: cannot read the edge library ({exc.strerror})") from None
-        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-            raise CompileError(f"{path}: sha256 differs from the bundle's record; refusing to load it")
+        self.ffi, self.lib = open_verified_library(path, sha256, _CDEF, "edge library")
         self.path = path
-        self.ffi = FFI()
-        self.ffi.cdef(_CDEF)
-        try:
-            self.lib = self.ffi.dlopen(str(path.resolve()))
-        except OSError as exc:
-            raise CompileError(f"{path}: cannot load the edge library ({exc})") from None
         if self.ffi.sizeof("iot_scores") != SCORES_DTYPE.itemsize:
             raise CompileError(
                 f"{path}: iot_scores is {self.ffi.sizeof('iot_scores')} bytes, not {SCORES_DTYPE.itemsize}"
