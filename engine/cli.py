@@ -7,6 +7,8 @@
 ``iotengine bench``     model benchmarks: every runtime side by side, tables, charts, results.json
 ``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc) and
                         export its LightGBM models to ONNX fp32 and int8
+``iotengine stream``    replay telemetry through the streaming scorer: alerts as they happen, a status line, a
+                        summary; ``--state FILE`` checkpoints so a restart continues where it stopped
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
 
 Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for bad arguments).
@@ -30,6 +32,7 @@ from engine.data import TelemetryError, load_telemetry_with_report, save_telemet
 __all__ = ["main"]
 
 FLEET_INTERVAL_S = 300
+RUN_ROWS = 20_000  # the whole run in about six minutes on 2 cores; --rows 100000 takes about fourteen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,9 +123,52 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(command=_cmd_bench)
 
-    run = commands.add_parser("run", help="the main job: data, EDA, features, training, compilation, benchmarks")
+    stream = commands.add_parser(
+        "stream", help="replay telemetry through the streaming scorer: alerts, live status, summary"
+    )
+    stream.add_argument("--bundle", required=True, type=Path, help="compiled bundle (iotengine compile)")
+    source = stream.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="telemetry to replay in its row order: CSV (Kaggle), Parquet, IPC")
+    source.add_argument("--generate", choices=("fleet",), help="replay generated fleet telemetry (with labels)")
+    stream.add_argument("--rows", type=_positive_int, default=20_000, help="--generate: samples (default 20000)")
+    stream.add_argument("--machines", type=_positive_int, default=50, help="--generate: machines (default 50)")
+    stream.add_argument("--seed", type=int, default=0, help="--generate: seed (default 0)")
+    stream.add_argument(
+        "--interval-s", type=_positive_int, default=FLEET_INTERVAL_S, help="--generate: seconds between samples"
+    )
+    stream.add_argument(
+        "--late-rate", type=float, default=0.001, help="--generate: share of samples delivered late (default 0.001)"
+    )
+    stream.add_argument(
+        "--speed", type=float, default=None, help="replay at X times real time (default: as fast as possible)"
+    )
+    stream.add_argument("--backend", choices=("c", "python"), default="c", help="C edge library (default) or Python")
+    stream.add_argument("--state", type=Path, default=None, help="checkpoint file: resumed from, written periodically")
+    stream.add_argument("--checkpoint-every", type=float, default=10.0, help="seconds between checkpoints (default 10)")
+    stream.add_argument("--scores", type=Path, default=None, help="CSV of every sample's scores")
+    stream.add_argument("--alerts", type=Path, default=None, help="CSV of every alert")
+    stream.add_argument("--summary", type=Path, default=None, help="the summary as JSON")
+    stream.add_argument(
+        "--raise-after", type=_positive_int, default=2, help="consecutive samples past the threshold that alert"
+    )
+    stream.add_argument(
+        "--clear-after", type=_positive_int, default=12, help="consecutive quiet samples that clear an alert"
+    )
+    stream.add_argument("--warmup", type=int, default=12, help="samples of a machine before it may alert (default 12)")
+    stream.add_argument(
+        "--rul-hours", type=float, default=24.0, help="alert when predicted remaining life falls to this (hours)"
+    )
+    stream.add_argument("--limit", type=_positive_int, default=None, help="stop after this many samples")
+    stream.add_argument("--quiet", action="store_true", help="do not print alerts (they still go to --alerts)")
+    stream.set_defaults(command=_cmd_stream)
+
+    run = commands.add_parser(
+        "run", help="the main job: data, EDA, features, training, compilation, benchmarks, C library, streaming"
+    )
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
-    run.add_argument("--rows", type=_positive_int, default=100_000, help="rows of generated data (default 100000)")
+    run.add_argument(
+        "--rows", type=_positive_int, default=RUN_ROWS, help=f"rows of generated data (default {RUN_ROWS})"
+    )
     run.add_argument(
         "--data",
         type=Path,
@@ -266,6 +312,137 @@ def _cmd_features(args) -> int:
     return 0
 
 
+def _cmd_stream(args) -> int:
+    from engine.replay import Replay, ReplayOptions, fleet_source, source_from_file
+
+    if args.data is not None:
+        source = source_from_file(args.data)
+    else:
+        source = fleet_source(
+            args.rows, machines=args.machines, seed=args.seed, interval_s=args.interval_s, late_rate=args.late_rate
+        )
+    options = ReplayOptions(
+        speed=args.speed,
+        raise_after=args.raise_after,
+        clear_after=args.clear_after,
+        warmup=args.warmup,
+        rul_hours=args.rul_hours,
+        checkpoint_every_s=args.checkpoint_every,
+        limit=args.limit,
+    )
+    status = _StatusLine(source.rows)
+    replay = Replay(
+        args.bundle,
+        source,
+        backend=args.backend,
+        options=options,
+        state_path=args.state,
+        scores_path=args.scores,
+        alerts_path=args.alerts,
+        on_alert=None if args.quiet else status.alert,
+        on_progress=status.update,
+    )
+    if replay.position:
+        status.write(f"resuming {source.name} at sample {replay.position:,} from {args.state}")
+    status.start(replay.position)
+    with _StopOnSignal() as stop:
+        try:
+            summary = replay.run(should_stop=stop.requested)
+        finally:
+            status.close()
+    status.final(summary.position, summary.rows, summary.machines, sum(summary.alerts.values()))
+    if summary.interrupted:
+        print(f"stopped by a signal at sample {summary.position:,}", file=sys.stderr)
+    print(summary.markdown())
+    if args.summary is not None:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
+    if args.state is not None and not summary.finished:
+        print(f"checkpoint: {args.state} (run the same command again to continue)", file=sys.stderr)
+    return 0
+
+
+class _StatusLine:
+    """The live status line on stderr (redrawn on a terminal, a line every 5 s in a log) and the alert lines."""
+
+    def __init__(self, rows: int):
+        self._rows = rows
+        self._bar = None
+        self._tty = sys.stderr.isatty()
+        self._last_line = 0.0
+        self._started = time.perf_counter()
+        self._start_position = 0
+
+    def start(self, position: int) -> None:
+        self._start_position = position
+        self._started = time.perf_counter()
+        if self._tty:
+            self._bar = tqdm(
+                total=self._rows, initial=position, unit=" samples", unit_scale=True, file=sys.stderr, leave=False
+            )
+
+    def update(self, position: int, rows: int, machines: int, alerts: int) -> None:
+        rate = (position - self._start_position) / max(time.perf_counter() - self._started, 1e-9)
+        text = f"{rate:,.0f} samples/s, {machines} machines, {alerts} alerts"
+        if self._bar is not None:
+            self._bar.n = position
+            self._bar.set_postfix_str(text, refresh=True)
+        elif time.perf_counter() - self._last_line >= 5.0 or position >= rows:
+            self._last_line = time.perf_counter()
+            print(f"[stream] {position:,}/{rows:,} samples, {text}", file=sys.stderr, flush=True)
+
+    def final(self, position: int, rows: int, machines: int, alerts: int) -> None:
+        """The last status, always printed in a log (a terminal had it live)."""
+        if not self._tty:
+            self._last_line = float("-inf")
+            self.update(position, rows, machines, alerts)
+
+    def alert(self, alert) -> None:
+        from engine.replay import format_drivers, iso_time
+
+        self.write(
+            f"ALERT {iso_time(alert.timestamp)} machine {alert.machine_id} {alert.task} {alert.score:.4g} "
+            f"| {alert.failure_type}, {alert.remaining_life:.1f} h left | drivers: {format_drivers(alert.drivers)}"
+        )
+
+    def write(self, line: str) -> None:
+        tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _StopOnSignal:
+    """Ctrl-C (or SIGTERM) asks the replay to stop after its current batch, so it checkpoints and summarises;
+    a second Ctrl-C stops at once."""
+
+    def __enter__(self):
+        import signal
+
+        self._stop = False
+        self._previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def requested(self) -> bool:
+        return self._stop
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
 class _Stages:
     """One progress bar over the stages of a job, with a line per finished stage."""
 
@@ -311,7 +488,7 @@ def _cmd_run(args) -> int:
 
     out: Path = args.out
     data_dir = out / "data"
-    stages = _Stages(total=11)
+    stages = _Stages(total=12)
     try:
         if args.data is not None:
             kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
@@ -366,6 +543,10 @@ def _cmd_run(args) -> int:
         edge_files = stages.run(
             "C edge library: export, build with gcc, check the example, time iot_features/iot_score",
             lambda: _edge_stage(training.bundle.path, out / "edge", fleet, kaggle),
+        )
+        stream_files = stages.run(
+            "streaming replay: fleet bundle, new fleet telemetry through the C library, alerts, checkpoint",
+            lambda: _stream_stage(out / "stream", args.seed),
         )
     finally:
         stages.close()
@@ -459,9 +640,44 @@ def _cmd_run(args) -> int:
         f"- The example program's scores differ from `bundle.predict` by at most {edge['example_max_abs_diff']:.1e}.",
         "",
     ]
+    summary = json.loads(stream_files[1].read_text())
+    lines += [
+        "## Streaming",
+        "",
+        f"{summary['session_samples']:,} samples of new fleet telemetry ({summary['machines']} machines) replayed "
+        f"through `StreamScorer` and the C library of a fleet-trained bundle at {summary['samples_per_second']:,.0f} "
+        f"samples/s, with alerts and a checkpoint: "
+        + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in stream_files)
+        + ".",
+        "",
+        "| task | alerts | labelled episodes | episodes alerted | precision | recall |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {q['task']} | {q['alerts']} | {q['episodes']} | {q['episodes_alerted']} | "
+            f"{_fraction(q['precision'])} | {_fraction(q['recall'])} |"
+            for q in summary["quality"]
+        ),
+        "",
+        f"Latency per sample p50 {summary['latency_us'].get('p50', float('nan')):,.0f} µs, "
+        f"p99 {summary['latency_us'].get('p99', float('nan')):,.0f} µs (a tick of {summary['machines']} samples "
+        f"per call); late samples {summary['late']:,}, missing sensor values {sum(summary['missing'].values()):,}.",
+        "",
+        f"![streaming replay]({stream_files[-1].relative_to(out)})",
+        "",
+    ]
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0
+
+
+def _fraction(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def _stream_stage(folder: Path, seed: int) -> list[Path]:
+    from engine.stream_report import stream_report
+
+    return stream_report(folder, seed=seed, progress=_progress_line)
 
 
 def _edge_stage(bundle_path: Path, folder: Path, fleet, kaggle) -> list[Path]:

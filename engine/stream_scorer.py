@@ -31,6 +31,7 @@ from compile.edge_binding import SCORES_DTYPE
 from engine.bundle import Bundle
 from engine.data import FAILURE_TYPES, SENSORS
 from engine.features import (
+    FEATURE_NAMES,
     FeatureStream,
     LateSampleError,
     StreamStats,
@@ -46,6 +47,7 @@ __all__ = ["BACKENDS", "StreamScorer"]
 
 BACKENDS = ("c", "python")
 TIMESTAMP_LIMIT = 2**62  # iotengine.h: IOT_TIMESTAMP_LIMIT
+_NAMES = np.asarray(FAILURE_TYPES)
 _BINARY = {"anomaly_flag": "anomaly", "maintenance_required": "maintenance", "downtime_risk": "downtime"}
 
 
@@ -79,6 +81,7 @@ class StreamScorer:
         self._machine_ids: list[int] = []
         self._slot_of: dict[int, int] = {}
         self._late = 0
+        self._journal = None
         self.last_late = np.empty(0, dtype=np.int64)
         if backend == "c":
             from compile.bundle_edge import edge_library
@@ -155,8 +158,13 @@ class StreamScorer:
             f"{self._last_timestamp(machine_id)}"
         )
 
-    def score_batch(self, machine_ids, timestamps_s, sensors, machine_status) -> dict[str, np.ndarray]:
+    def score_batch(
+        self, machine_ids, timestamps_s, sensors, machine_status, *, remember: bool = False
+    ) -> dict[str, np.ndarray]:
         """Apply a micro-batch of samples in arrival order and return their scores.
+
+        With ``remember=True`` the scorer keeps what it needs to give any row's features afterwards
+        (:meth:`last_batch_inputs`), e.g. to explain the few rows that raise an alert.
 
         Returns
         -------
@@ -182,9 +190,16 @@ class StreamScorer:
         bad = np.flatnonzero(np.abs(timestamps) > TIMESTAMP_LIMIT)
         if bad.size:
             raise ValueError(f"row {bad[0]}: timestamp {timestamps[bad[0]]} is out of range; nothing was applied")
+        self._journal = None
         if self.backend == "python":
-            return self._score_python(ids, timestamps, values, statuses)
+            return self._score_python(ids, timestamps, values, statuses, remember)
         slots = self._slots(ids)
+        if n == 1:
+            return self._score_one_row(int(slots[0]), timestamps, values, statuses, remember)
+        if remember:
+            # The states before the batch: replaying a machine's rows from here gives any row's features.
+            machines = np.unique(slots)
+            self._journal = (slots, machines, self._states[machines].copy(), timestamps, values, statuses)
         out = np.zeros(n, dtype=SCORES_DTYPE)
         codes = np.zeros(n, dtype=np.int32)
         statuses32 = np.ascontiguousarray(statuses, dtype=np.int32)
@@ -194,7 +209,7 @@ class StreamScorer:
         late = codes == 1
         self.last_late = np.flatnonzero(late)
         self._late += int(self.last_late.size)
-        names = np.asarray(FAILURE_TYPES)[np.clip(out["failure_type"], 0, len(FAILURE_TYPES) - 1)]
+        names = _NAMES[np.clip(out["failure_type"], 0, len(FAILURE_TYPES) - 1)]
         names[late] = ""
         result = {task: out[field].copy() for task, field in _BINARY.items()}
         result["failure_type"] = names
@@ -202,8 +217,65 @@ class StreamScorer:
         result["predicted_remaining_life"] = out["remaining_life"].copy()
         return result
 
-    def _score_python(self, ids, timestamps, values, statuses) -> dict[str, np.ndarray]:
+    def _score_one_row(self, slot, timestamps, values, statuses, remember) -> dict[str, np.ndarray]:
+        """``score_batch`` of one row through ``iot_score``: the same values as ``iot_score_many``, with a
+        fraction of the call overhead (a tick of a Kaggle-layout stream holds one sample)."""
+        if remember:
+            self._journal = (
+                np.array([slot]),
+                np.array([slot]),
+                self._states[[slot]].copy(),
+                timestamps,
+                values,
+                statuses,
+            )
+        code, scores = self._score_one(self._states, slot, int(timestamps[0]), values[0].tolist(), int(statuses[0]))
+        if code > 1:  # validated by the caller: the library has nothing left to reject
+            raise RuntimeError(f"iot_score rejected row 0 (code {code})")
+        late = code == 1
+        self.last_late = np.zeros(1 if late else 0, dtype=np.int64)
+        self._late += int(late)
+        return {
+            "anomaly_flag": np.array([scores.anomaly]),
+            "maintenance_required": np.array([scores.maintenance]),
+            "downtime_risk": np.array([scores.downtime]),
+            "failure_type": np.array(["" if late else FAILURE_TYPES[scores.failure_type]], dtype=_NAMES.dtype),
+            "failure_type_proba": np.array([list(scores.failure_proba)]),
+            "predicted_remaining_life": np.array([scores.remaining_life]),
+        }
+
+    def last_batch_inputs(self, rows) -> np.ndarray:
+        """The model inputs (67 features and machine_status, shape (len(rows), 68)) of rows of the last
+        :meth:`score_batch` call made with ``remember=True``; the same bits the models saw."""
+        if self._journal is None:
+            raise ValueError("last_batch_inputs needs the last score_batch call to have been made with remember=True")
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.backend == "python":
+            features, statuses = self._journal
+            return design_matrix(features[rows], statuses[rows])
+        slots, machines, before, timestamps, values, statuses = self._journal
+        if rows.size and (rows.min() < 0 or rows.max() >= slots.shape[0]):
+            raise IndexError(f"rows must be in 0..{slots.shape[0] - 1}")
+        wanted = {int(r): k for k, r in enumerate(rows)}
+        needed = {int(slots[r]) for r in rows}
+        scratch = before.copy()  # a machine's state before the batch, in row searchsorted(machines, slot)
+        features = np.full((rows.shape[0], len(FEATURE_NAMES)), np.nan)
+        row_features = np.empty(len(FEATURE_NAMES))
+        last = int(rows.max()) if rows.size else -1
+        for i in range(last + 1):
+            slot = int(slots[i])
+            if slot not in needed:
+                continue
+            k = int(np.searchsorted(machines, slot))
+            code = self._lib.features(scratch, k, int(timestamps[i]), values[i], row_features)
+            if i in wanted and code == 0:
+                features[wanted[i]] = row_features
+        return design_matrix(features, statuses[rows])
+
+    def _score_python(self, ids, timestamps, values, statuses, remember) -> dict[str, np.ndarray]:
         features = self._stream.update_batch(ids, timestamps, values)
+        if remember:
+            self._journal = (features, statuses)
         self.last_late = self._stream.last_late
         self._late = self._stream.stats.late
         n = ids.shape[0]
@@ -288,6 +360,11 @@ class StreamScorer:
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
         """State rows of the machines, new machines added in order of first appearance."""
+        if ids.shape[0] <= 64:  # a tick of a few machines: dict lookups beat np.unique
+            try:
+                return np.array([self._slot_of[m] for m in ids.tolist()], dtype=np.int64)
+            except KeyError:
+                pass
         unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
         unique_slots = np.empty(unique.shape[0], dtype=np.int64)
         for k in np.argsort(first, kind="stable"):

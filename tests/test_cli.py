@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -60,6 +61,10 @@ def test_run_writes_data_eda_and_report(tmp_path):
         "train/model_comparison.png",
         "train/ceilings.csv",
         "onnx/onnx_drift.csv",
+        "stream/STREAM.md",
+        "stream/stream.png",
+        "stream/alerts.csv",
+        "stream/state.json",
     ):
         assert (out / relative).stat().st_size > 0
         assert f"({relative})" in report
@@ -68,6 +73,15 @@ def test_run_writes_data_eda_and_report(tmp_path):
     for relative in links:
         assert (out / relative).stat().st_size > 0, relative
     assert "## ONNX" in report and "| predicted_remaining_life | r2 |" in report
+    stream = (out / "stream" / "STREAM.md").read_text()
+    for relative in re.findall(r"\]\(([^)]+)\)", stream):
+        assert (out / "stream" / relative).stat().st_size > 0, relative
+    summary = json.loads((out / "stream" / "summary.json").read_text())
+    assert summary["finished"] and summary["position"] == summary["accepted"] + summary["late"] == 20_000
+    assert summary["late"] > 0 and summary["machines"] == 50 and summary["backend"] == "c"
+    scores = (out / "stream" / "scores.csv").read_text().splitlines()
+    assert len(scores) == 20_001
+    assert "## Streaming" in report and "| anomaly_flag |" in report
     assert load_telemetry(out / "data" / "fleet.parquet").num_rows == 3000
 
 
