@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.features import FEATURE_NAMES
+from engine.machine_index import MachineIndex
 from kernels.hysteresis import empty_state, hysteresis_step
 
 __all__ = ["ALERT_TASKS", "Alert", "AlertExplainer", "AlertRule", "AlertTracker", "alert_quality", "alert_rules"]
@@ -127,8 +128,7 @@ class AlertTracker:
         self.raise_after = int(raise_after)
         self.clear_after = int(clear_after)
         self.warmup = int(warmup)
-        self._slot_of: dict[int, int] = {}
-        self._machines: list[int] = []
+        self._index = MachineIndex()
         self._active, self._run, self._seen = empty_state(16, len(self.rules))
         self.update(np.empty(0, dtype=np.int64), {r.task: np.empty(0) for r in self.rules}, np.empty(0, bool))
 
@@ -161,18 +161,18 @@ class AlertTracker:
 
     def active(self) -> dict[str, int]:
         """Alerts active now, per task."""
-        used = self._active[: len(self._machines)]
+        used = self._active[: len(self._index)]
         return {rule.task: int(used[:, t].sum()) for t, rule in enumerate(self.rules)}
 
     def state(self) -> dict:
         """The tracker as JSON-ready data (:meth:`restore` reads it)."""
-        used = len(self._machines)
+        used = len(self._index)
         return {
             "raise_after": self.raise_after,
             "clear_after": self.clear_after,
             "warmup": self.warmup,
             "rules": [[r.task, r.raise_at, r.clear_below, r.low] for r in self.rules],
-            "machines": list(self._machines),
+            "machines": list(self._index.ids),
             "active": self._active[:used].astype(int).tolist(),
             "run": self._run[:used].tolist(),
             "seen": self._seen[:used].tolist(),
@@ -200,26 +200,13 @@ class AlertTracker:
         return tracker
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
-        if ids.shape[0] <= 64:  # a tick of a few machines: dict lookups beat np.unique
-            try:
-                return np.array([self._slot_of[m] for m in ids.tolist()], dtype=np.int64)
-            except KeyError:
-                pass
-        unique, inverse = np.unique(ids, return_inverse=True)
-        slots = np.empty(unique.shape[0], dtype=np.int64)
-        for k, machine in enumerate(unique.tolist()):
-            slot = self._slot_of.get(machine)
-            if slot is None:
-                slot = len(self._machines)
-                self._machines.append(machine)
-                self._slot_of[machine] = slot
-            slots[k] = slot
-        if len(self._machines) > self._seen.shape[0]:
+        slots = self._index.slots(ids)
+        if len(self._index) > self._seen.shape[0]:
             capacity = self._seen.shape[0]
-            active, run, seen = empty_state(max(2 * capacity, len(self._machines)), len(self.rules))
+            active, run, seen = empty_state(max(2 * capacity, len(self._index)), len(self.rules))
             active[:capacity], run[:capacity], seen[:capacity] = self._active, self._run, self._seen
             self._active, self._run, self._seen = active, run, seen
-        return slots[inverse.reshape(-1)]
+        return slots
 
 
 class AlertExplainer:

@@ -40,6 +40,7 @@ from engine.features import (
     read_snapshot,
     snapshot_bytes,
 )
+from engine.machine_index import MachineIndex
 from engine.tasks import design_matrix
 from kernels.state import F_WIDTH, I_COUNT, I_LAST_TS, I_SAMPLES, I_WIDTH, N_SENSORS
 
@@ -78,8 +79,7 @@ class StreamScorer:
         self.utc_offset_minutes = int(self.bundle.manifest.get("utc_offset_minutes", 0))
         edge = self.bundle.manifest.get("edge")
         self.models = edge["models"] if edge else "chosen"
-        self._machine_ids: list[int] = []
-        self._slot_of: dict[int, int] = {}
+        self._index = MachineIndex()
         self._late = 0
         self._journal = None
         self.last_late = np.empty(0, dtype=np.int64)
@@ -132,7 +132,7 @@ class StreamScorer:
             raise ValueError(f"machine {machine_id}: machine_status {status} is not 0, 1 or 2; nothing was applied")
         if not -TIMESTAMP_LIMIT <= timestamp <= TIMESTAMP_LIMIT:
             raise ValueError(f"machine {machine_id}: timestamp {timestamp} is out of range; nothing was applied")
-        slot = self._slot_of.get(machine_id)
+        slot = self._index.get(machine_id)
         if slot is None:
             slot = int(self._slots(np.array([machine_id], dtype=np.int64))[0])
         code, scores = self._score_one(self._states, slot, timestamp, values, status)
@@ -311,20 +311,18 @@ class StreamScorer:
         samples = istate[:, I_SAMPLES]
         counts = istate[:, I_COUNT : I_COUNT + N_SENSORS]
         missing = {name: int((samples - counts[:, s]).sum()) for s, name in enumerate(SENSORS)}
-        return StreamStats(
-            accepted=int(samples.sum()), late=self._late, missing=missing, machines=len(self._machine_ids)
-        )
+        return StreamStats(accepted=int(samples.sum()), late=self._late, missing=missing, machines=len(self._index))
 
     @property
     def machines(self) -> tuple[int, ...]:
-        return self._stream.machines if self.backend == "python" else tuple(self._machine_ids)
+        return self._stream.machines if self.backend == "python" else tuple(self._index.ids)
 
     def snapshot(self) -> bytes:
         """Every machine's state, as :meth:`engine.features.FeatureStream.snapshot` writes it."""
         if self.backend == "python":
             return self._stream.snapshot()
         fstate, istate = self._state_arrays()
-        return snapshot_bytes(self._machine_ids, fstate, istate, self.utc_offset_minutes, self._late)
+        return snapshot_bytes(self._index.ids, fstate, istate, self.utc_offset_minutes, self._late)
 
     @classmethod
     def restore(cls, bundle, data: bytes, *, backend: str = "c") -> StreamScorer:
@@ -349,35 +347,24 @@ class StreamScorer:
     # ------------------------------------------------------------------------------------------------------
 
     def _state_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        used = self._states[: len(self._machine_ids)]
+        used = self._states[: len(self._index)]
         fstate = np.ascontiguousarray(used[:, :F_WIDTH]).view(np.float64)
         return fstate, used[:, F_WIDTH : F_WIDTH + I_WIDTH].copy()
 
     def _last_timestamp(self, machine_id) -> int:
         if self.backend == "python":
             return int(self._stream._istate[self._stream._slot_of[machine_id], I_LAST_TS])
-        return int(self._states[self._slot_of[machine_id], F_WIDTH + I_LAST_TS])
+        return int(self._states[self._index.get(machine_id), F_WIDTH + I_LAST_TS])
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
-        """State rows of the machines, new machines added in order of first appearance."""
-        if ids.shape[0] <= 64:  # a tick of a few machines: dict lookups beat np.unique
-            try:
-                return np.array([self._slot_of[m] for m in ids.tolist()], dtype=np.int64)
-            except KeyError:
-                pass
-        unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-        unique_slots = np.empty(unique.shape[0], dtype=np.int64)
-        for k in np.argsort(first, kind="stable"):
-            machine = int(unique[k])
-            slot = self._slot_of.get(machine)
-            if slot is None:
-                slot = len(self._machine_ids)
-                if slot == self._states.shape[0]:
-                    grown = np.zeros((2 * slot, self._states.shape[1]), dtype=np.int64)
-                    grown[:slot] = self._states  # states hold no pointers: moving the bytes moves them
-                    self._states = grown
-                self._lib.init_state(self._states, slot, self.utc_offset_minutes)
-                self._machine_ids.append(machine)
-                self._slot_of[machine] = slot
-            unique_slots[k] = slot
-        return unique_slots[inverse.reshape(-1)]
+        """State rows of the machines, new machines added (and their states initialised) in order of first
+        appearance."""
+        known = len(self._index)
+        slots = self._index.slots(ids)
+        if len(self._index) > self._states.shape[0]:
+            grown = np.zeros((max(2 * self._states.shape[0], len(self._index)), self._states.shape[1]), dtype=np.int64)
+            grown[:known] = self._states[:known]  # states hold no pointers: moving the bytes moves them
+            self._states = grown
+        for slot in range(known, len(self._index)):
+            self._lib.init_state(self._states, slot, self.utc_offset_minutes)
+        return slots

@@ -1,0 +1,48 @@
+"""Machine ids to dense slots: the rows of per-machine state arrays, in order of first appearance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MachineIndex"]
+
+
+class MachineIndex:
+    """Gives every machine id the next free slot the first time it is seen.
+
+    Examples
+    --------
+    >>> index = MachineIndex()
+    >>> index.slots(np.array([42, 7, 42])).tolist(), index.ids
+    ([0, 1, 0], [42, 7])
+    """
+
+    def __init__(self):
+        self.ids: list[int] = []
+        self._slot_of: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, machine_id: int) -> int | None:
+        return self._slot_of.get(machine_id)
+
+    def slots(self, ids: np.ndarray) -> np.ndarray:
+        """Slots of ``ids`` (int64), adding unseen machines in order of first appearance."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.shape[0] <= 64:  # a tick of a few machines: dict lookups beat np.unique
+            try:
+                return np.array([self._slot_of[m] for m in ids.tolist()], dtype=np.int64)
+            except KeyError:
+                pass
+        unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        unique_slots = np.empty(unique.shape[0], dtype=np.int64)
+        for k in np.argsort(first, kind="stable"):
+            machine = int(unique[k])
+            slot = self._slot_of.get(machine)
+            if slot is None:
+                slot = len(self.ids)
+                self.ids.append(machine)
+                self._slot_of[machine] = slot
+            unique_slots[k] = slot
+        return unique_slots[inverse.reshape(-1)]
