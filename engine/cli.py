@@ -382,12 +382,13 @@ class _StatusLine:
             )
 
     def update(self, position: int, rows: int, machines: int, alerts: int) -> None:
+        if self._bar is not None:  # the bar shows samples/s itself
+            self._bar.n = position
+            self._bar.set_postfix_str(f"{machines} machines, {alerts} alerts", refresh=True)
+            return
         rate = (position - self._start_position) / max(time.perf_counter() - self._started, 1e-9)
         text = f"{rate:,.0f} samples/s, {machines} machines, {alerts} alerts"
-        if self._bar is not None:
-            self._bar.n = position
-            self._bar.set_postfix_str(text, refresh=True)
-        elif time.perf_counter() - self._last_line >= 5.0 or position >= rows:
+        if time.perf_counter() - self._last_line >= 5.0 or position >= rows:
             self._last_line = time.perf_counter()
             print(f"[stream] {position:,}/{rows:,} samples, {text}", file=sys.stderr, flush=True)
 

@@ -408,3 +408,41 @@ def test_stream_scores_of_the_real_sample_are_bundle_predict(compiled, real_samp
     assert [r["failure_type"] for r in rows] == expected["failure_type"].tolist()
     proba = np.array([[float(r[c]) for c in rows[0] if c.startswith("p_")] for r in rows])
     np.testing.assert_allclose(proba, expected["failure_type_proba"], rtol=0, atol=1e-12)
+
+
+def test_status_line_is_redrawn_on_a_terminal(compiled, tmp_path):
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    process = subprocess.Popen(
+        [a for a in _stream_command(compiled[0], tmp_path, "--speed", "20000", "--raise-after", "1") if a != "--quiet"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        close_fds=True,
+    )
+    os.close(secondary)
+    output = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    os.close(primary)
+    assert process.wait(timeout=60) == 0
+    text = output.decode("utf-8", "replace")
+    redraws = [part for part in text.split("\r") if " samples/s, 20 machines, " in part]
+    assert len(redraws) >= 3  # redrawn in place, several times a second
+    assert "ALERT " in text and "| task | alerts |" in text
