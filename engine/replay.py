@@ -327,6 +327,7 @@ class Replay:
             self.position = state.position
             committed = state.outputs
         self.resumed_from = self.position
+        self._ran = False
         self._outputs = {}
         for name, path, header in (("scores", scores_path, SCORE_COLUMNS), ("alerts", alerts_path, ALERT_COLUMNS)):
             if path is not None:
@@ -357,7 +358,11 @@ class Replay:
     # ------------------------------------------------------------------------------------------------------
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> StreamSummary:
-        """Replay from the current position to the end (or the limit, or until ``should_stop()``)."""
+        """Replay from the current position to the end (or the limit, or until ``should_stop()``). A replay runs
+        once (its output files are closed at the end); a new :class:`Replay` on the same state file continues."""
+        if self._ran:
+            raise RuntimeError("this Replay has run; continue with a new Replay on the same state file")
+        self._ran = True
         source, options = self.source, self.options
         end = source.rows if options.limit is None else min(source.rows, self.position + options.limit)
         clock = np.maximum.accumulate(source.timestamps) if source.rows else source.timestamps
