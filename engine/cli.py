@@ -480,6 +480,7 @@ def _progress_line(text: str) -> None:
 def _cmd_run(args) -> int:
     from compile.bundle_native import compile_bundle
     from engine.eda import run_eda
+    from engine.replay import format_fraction
     from engine.synth import generate
     from engine.tasks import TASK_BY_NAME
     from engine.train_report import train
@@ -655,7 +656,7 @@ def _cmd_run(args) -> int:
         "| --- | --- | --- | --- | --- | --- |",
         *(
             f"| {q['task']} | {q['alerts']} | {q['episodes']} | {q['episodes_alerted']} | "
-            f"{_fraction(q['precision'])} | {_fraction(q['recall'])} |"
+            f"{format_fraction(q['precision'])} | {format_fraction(q['recall'])} |"
             for q in summary["quality"]
         ),
         "",
@@ -669,10 +670,6 @@ def _cmd_run(args) -> int:
     report_path.write_text("\n".join(lines) + "\n")
     print(f"wrote {report_path}")
     return 0
-
-
-def _fraction(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _stream_stage(folder: Path, seed: int) -> list[Path]:

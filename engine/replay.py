@@ -244,7 +244,7 @@ class StreamSummary:
         for task, count in self.alerts.items():
             q = by_task.get(task)
             cells = (
-                [f"{q.episodes:,}", f"{q.episodes_alerted:,}", _fraction(q.precision), _fraction(q.recall)]
+                [f"{q.episodes:,}", f"{q.episodes_alerted:,}", format_fraction(q.precision), format_fraction(q.recall)]
                 if q
                 else ["no labels", "", "", ""]
             )
@@ -265,8 +265,9 @@ def _number(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _fraction(value: float) -> str:
-    return "n/a" if np.isnan(value) else f"{value:.3f}"
+def format_fraction(value: float | None) -> str:
+    """A precision or recall for a table: undefined ratios (NaN here, null in summary.json) are "n/a"."""
+    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
 class Replay:
