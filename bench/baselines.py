@@ -6,7 +6,7 @@
 - :class:`PythonFeatureStream`: a per-sample pure-Python implementation in the style of River's statistics
   (a small object per statistic with ``update``), the streaming baseline.
 
-Needs pandas (the dev extra).
+Needs pandas (the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import math
 from collections import deque
 
 import numpy as np
+
+from engine.optional import optional_import
 
 SENSORS = ("temperature", "vibration", "humidity", "pressure", "energy_consumption")
 SHORT = ("temp", "vib", "hum", "pres", "energy")
@@ -45,7 +47,7 @@ def pandas_features(frame, utc_offset_minutes: int = 0, *, exact_windows: bool =
         precision (long double), so the result is the correctly rounded statistic: what an oracle needs.
         The default is the usual, fast pandas code, the benchmark baseline.
     """
-    import pandas as pd
+    pd = optional_import("pandas", "bench", "the pandas baseline")
 
     if hasattr(frame, "to_pandas"):
         frame = frame.to_pandas()

@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from compile.errors import CompileError
 from engine.bundle import Bundle
@@ -137,8 +138,6 @@ def python_paths(bundle: Bundle, table: pa.Table, samples: int) -> dict[str, flo
 
 def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path) -> tuple[Path, float]:
     """Run the example program on telemetry as Kaggle CSV; its scores' max abs diff from ``bundle.predict``."""
-    import pandas as pd
-
     csv_path = write_kaggle_csv(table, folder / "example_input.csv")
     with csv_path.open() as stdin:
         done = subprocess.run([str(directory / "iotengine_example")], stdin=stdin, capture_output=True, text=True)
@@ -146,7 +145,7 @@ def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path
         raise CompileError(f"iotengine_example failed: {done.stderr[-1000:]}")
     out_path = folder / "example_scores.csv"
     out_path.write_text(done.stdout)
-    scores = pd.read_csv(io.StringIO(done.stdout))
+    scores = pa_csv.read_csv(io.BytesIO(done.stdout.encode()))
     expected = bundle.predict(table)
     diff = 0.0
     for column, task in (
@@ -155,8 +154,8 @@ def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path
         ("downtime", "downtime_risk"),
         ("remaining_life", "predicted_remaining_life"),
     ):
-        diff = max(diff, float(np.max(np.abs(scores[column].to_numpy() - expected[task]))))
-    proba = scores[[c for c in scores.columns if c.startswith("p_")]].to_numpy()
+        diff = max(diff, float(np.max(np.abs(scores.column(column).to_numpy() - expected[task]))))
+    proba = np.column_stack([scores.column(c).to_numpy() for c in scores.column_names if c.startswith("p_")])
     diff = max(diff, float(np.max(np.abs(proba - expected["failure_type_proba"]))))
     return out_path, diff
 

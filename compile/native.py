@@ -30,6 +30,7 @@ import lightgbm as lgb
 import treelite
 
 from compile.errors import CompileError
+from compile.quiet import third_party_output
 
 __all__ = [
     "BATCH_SOURCE",
@@ -208,7 +209,8 @@ def generate_sources(
     params["parallel_comp"] = max(2, min(model.num_tree, max(by_size, -(-model.num_tree // TREES_PER_UNIT))))
     if annotation is not None:
         params["annotate_in"] = str(annotation)
-    tl2cgen.generate_c_code(model, dirpath=str(directory), params=params)
+    with third_party_output():
+        tl2cgen.generate_c_code(model, dirpath=str(directory), params=params)
     main_c = directory / "main.c"
     main_text, units = _split_predict(main_c.read_text())
     main_c.write_text(main_text)
@@ -241,7 +243,8 @@ def annotate_branches(model: treelite.Model, X, path: str | os.PathLike) -> Path
 
     path = Path(path)
     matrix = tl2cgen.DMatrix(np.ascontiguousarray(X, dtype=np.float64))
-    tl2cgen.annotate_branch(model, matrix, path=str(path), verbose=False)
+    with third_party_output():
+        tl2cgen.annotate_branch(model, matrix, path=str(path), verbose=False)
     return path
 
 

@@ -45,6 +45,7 @@ from onnx import TensorProto, helper, numpy_helper
 from compile.errors import CompileError
 from compile.lightgbm_dump import missing_goes_left
 from compile.lightgbm_dump import objective as lightgbm_objective
+from compile.quiet import third_party_output
 
 __all__ = ["GEMM_OPSET", "GemmTrees", "gemm_model", "gemm_trees", "quantize_int8"]
 
@@ -277,7 +278,8 @@ def quantize_int8(model: onnx.ModelProto) -> bytes:
     with tempfile.TemporaryDirectory() as work:
         source, target = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
         source.write_bytes(model.SerializeToString())
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, reduce_range=True)
+        with third_party_output():
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8, reduce_range=True)
         data = target.read_bytes()
     onnx.checker.check_model(onnx.load(io.BytesIO(data)))
     return data

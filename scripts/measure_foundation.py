@@ -5,7 +5,7 @@
 - generating 10M rows in kaggle and fleet mode.
 
 Usage: python scripts/measure_foundation.py [--csv-rows 1000000] [--gen-rows 10000000] [--repeat 3]
-Needs the dev extra (pandas).
+Needs the ``bench`` extra (pandas): pip install -e ".[bench]".
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 from bench.timing import median_seconds
 from engine.data import load_telemetry, write_kaggle_csv
+from engine.optional import optional_import
 from engine.synth import generate
 
 
 def main() -> None:
+    pd = optional_import("pandas", "bench", "the pandas.read_csv baseline")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
     parser.add_argument("--gen-rows", type=int, default=10_000_000)

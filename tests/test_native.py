@@ -143,3 +143,84 @@ def test_compile_recompiles_cleanly(compiled, tmp_path):
     shutil.copytree(bundle.path, folder)
     again = compile_bundle(folder, progress=lambda _: None)
     assert set(again.manifest["native"]["lightgbm"]) == {task.name for task in TASKS}
+
+
+def _compat_models():
+    """One small model of every tree family a bundle can hold, with NaN and the categorical status column."""
+    from sklearn.ensemble import (
+        ExtraTreesRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3_000, 6))
+    X[:, 5] = rng.integers(0, 3, size=3_000)
+    X[:, :5][rng.random((3_000, 5)) < 0.05] = np.nan
+    clean = np.nan_to_num(X)
+    binary = (clean[:, 0] + clean[:, 1] + (X[:, 5] == 2) > 0.5).astype(int)
+    classes = (clean[:, 0] > 0).astype(int) + (clean[:, 2] > 0.5) + (X[:, 5] == 1)
+    value = 3 * clean[:, 0] - clean[:, 3] + X[:, 5]
+    lightgbm_params = {"n_estimators": 30, "num_leaves": 15, "verbose": -1}
+    return X, [
+        ("lightgbm", "binary", lgb.LGBMClassifier(**lightgbm_params).fit(X, binary, categorical_feature=[5])),
+        ("lightgbm", "multiclass", lgb.LGBMClassifier(**lightgbm_params).fit(X, classes, categorical_feature=[5])),
+        ("random_forest", "binary", RandomForestClassifier(20, max_depth=8, random_state=0).fit(clean, binary)),
+        ("extra_trees", "regression", ExtraTreesRegressor(20, max_depth=8, random_state=0).fit(clean, value)),
+        (
+            "hist_gradient_boosting",
+            "multiclass",
+            HistGradientBoostingClassifier(max_iter=20, categorical_features=[5]).fit(X, classes),
+        ),
+        (
+            "hist_gradient_boosting",
+            "regression",
+            HistGradientBoostingRegressor(max_iter=20, categorical_features=[5]).fit(X, value),
+        ),
+    ]
+
+
+def test_checkpoints_of_installed_treelite_compile_to_the_same_predictions(tmp_path):
+    # tl2cgen 1.0.0 embeds treelite 4.1.2 and reads the checkpoints the installed treelite writes (a newer 4.x);
+    # its version notice is silenced (compile/quiet.py) only because this holds for every family: bit for bit.
+    import hashlib
+
+    import treelite
+
+    from compile.quiet import third_party_output
+    from engine.model_files import save_model
+
+    X, models = _compat_models()
+    for family, kind, estimator in models:
+        data = save_model(estimator, family, kind).data
+        model = treelite_model(data, family)
+        folder = tmp_path / f"{family}_{kind}"
+        with third_party_output() as outer:
+            sources = generate_sources(model, folder / "src", round_float32=family in ("random_forest", "extra_trees"))
+        assert outer.kept == [] and outer.dropped == 0  # the notices stopped at generate_sources, nothing else
+        library = build_library(sources, folder / "m.so")
+        native = NativeModel(
+            library,
+            hashlib.sha256(library.read_bytes()).hexdigest(),
+            kind,
+            link_in_numpy=family == "hist_gradient_boosting",
+        )
+        inputs = X if family in ("lightgbm", "hist_gradient_boosting") else np.nan_to_num(X)
+        if kind == "regression":
+            expected = estimator.predict(inputs)
+        else:
+            expected = estimator.predict_proba(inputs)
+            expected = expected[:, 1] if kind == "binary" else expected
+        # The margins equal the installed treelite's own interpreter on the same checkpoint, bit for bit ...
+        # (forests compare float32, so their interpreter gets float32 inputs; binary forests give both classes).
+        forest = family in ("random_forest", "extra_trees")
+        margins = treelite.gtil.predict(model, inputs.astype(np.float32) if forest else inputs, pred_margin=True)
+        margins = margins.reshape(len(inputs), -1)
+        margins = margins[:, 1] if kind == "binary" and margins.shape[1] == 2 else margins
+        got_margins = native.predict(inputs, raw=True)
+        assert np.array_equal(got_margins.reshape(margins.shape), margins), (family, kind)
+        # ... and the scores are the framework's (HistGradientBoosting sums and normalises in another order).
+        got = native.predict(inputs).reshape(expected.shape)
+        assert np.max(np.abs(got - expected)) <= 1e-12, (family, kind, float(np.abs(got - expected).max()))
+    assert treelite.__version__.startswith("4.")

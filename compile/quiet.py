@@ -1,0 +1,96 @@
+"""Third-party libraries that talk on the console: their output captured, known notices dropped, the rest kept.
+
+tl2cgen's native library logs to the process's stdout and stderr file descriptors (past Python's ``sys.stdout``),
+and onnxruntime's quantizer through the root logger. :func:`third_party_output` redirects both descriptors to a
+temporary file around such a call. When the call ends, lines that match :data:`KNOWN_NOTICES` (each one checked
+to be harmless, see below) are dropped and counted; anything else is written to stderr as it was, so a real
+error message is never lost.
+
+Known notices:
+
+- treelite's "The model you are loading originated from a newer Treelite version" (three lines). tl2cgen 1.0.0
+  embeds treelite 4.1.2 and reads checkpoints written by the installed treelite 4.x (pinning treelite 4.1.2 is
+  not possible: its scikit-learn importer fails under NumPy 2). ``tests/test_native.py::
+  test_checkpoints_of_installed_treelite_compile_to_the_same_predictions`` shows that checkpoints of every tree
+  family written by the installed treelite compile in tl2cgen to predictions identical to the framework's.
+- tl2cgen's "Parallel compilation enabled; member trees will be divided into N translation units": a choice
+  this project makes on purpose (compile/native.py).
+- onnxruntime's "Please consider to run pre-processing before quantization": shape inference and graph
+  optimisation before quantising; the GEMM form has static shapes and is measured after quantisation.
+
+Examples
+--------
+>>> import os
+>>> with third_party_output() as captured:
+...     _ = os.write(1, b"Parallel compilation enabled; member trees will be divided into 3 translation units.\\n")
+>>> captured.dropped
+1
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+__all__ = ["KNOWN_NOTICES", "Captured", "third_party_output"]
+
+KNOWN_NOTICES = (
+    re.compile(r"The model you are loading originated from a newer Treelite version"),
+    re.compile(r"^Currently running Treelite version \d"),
+    re.compile(r"^The model checkpoint was generated from Treelite version \d"),
+    re.compile(r"Parallel compilation enabled; member trees will be divided into \d+ translation units"),
+    re.compile(r"Please consider to run pre-processing before quantization"),
+)
+
+
+@dataclass
+class Captured:
+    """What a :func:`third_party_output` block printed: ``kept`` lines (re-emitted) and how many were dropped."""
+
+    kept: list[str] = field(default_factory=list)
+    dropped: int = 0
+
+
+@contextmanager
+def third_party_output() -> Iterator[Captured]:
+    """Capture file descriptors 1 and 2 (and Python's stdout, stderr and root logger) for the block."""
+    captured = Captured()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = (os.dup(1), os.dup(2))
+    root = logging.getLogger()
+    handler = None
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            if not root.handlers:  # logging's last-resort handler writes to sys.stderr: keep it in the sink too
+                handler = logging.StreamHandler(sys.stderr)
+                root.addHandler(handler)
+            yield captured
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            if handler is not None:
+                root.removeHandler(handler)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", errors="replace")
+            for line in text.splitlines():
+                if not line.strip():
+                    continue
+                if any(pattern.search(line) for pattern in KNOWN_NOTICES):
+                    captured.dropped += 1
+                else:
+                    captured.kept.append(line)
+            if captured.kept:
+                print("\n".join(captured.kept), file=sys.stderr, flush=True)
