@@ -1,8 +1,9 @@
 """Third-party libraries that talk on the console: their output captured, known notices dropped, the rest kept.
 
-tl2cgen's native library logs to the process's stdout and stderr file descriptors (past Python's ``sys.stdout``),
-and onnxruntime's quantizer through the root logger. :func:`third_party_output` redirects both descriptors to a
-temporary file around such a call. When the call ends, lines that match :data:`KNOWN_NOTICES` (each one checked
+tl2cgen's native library logs to the process's stdout and stderr file descriptors (past Python's ``sys.stdout``)
+and through ``print``, and onnxruntime's quantizer through the root logger. :func:`third_party_output` redirects
+both descriptors to a temporary file and Python's streams to a buffer around such a call, and filters the root
+logger. When the call ends, lines that match :data:`KNOWN_NOTICES` (each one checked
 to be harmless, see below) are dropped and counted; anything else is written to stderr as it was, so a real
 error message is never lost.
 
@@ -29,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -57,38 +59,56 @@ class Captured:
     dropped: int = 0
 
 
+def _is_known(line: str) -> bool:
+    return any(pattern.search(line) for pattern in KNOWN_NOTICES)
+
+
+class _DropKnownRecords(logging.Filter):
+    def __init__(self, captured: Captured):
+        super().__init__()
+        self._captured = captured
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _is_known(record.getMessage()):
+            self._captured.dropped += 1
+            return False
+        return True
+
+
 @contextmanager
 def third_party_output() -> Iterator[Captured]:
-    """Capture file descriptors 1 and 2 (and Python's stdout, stderr and root logger) for the block."""
+    """Capture file descriptors 1 and 2, Python's ``sys.stdout`` and ``sys.stderr`` (which may not be those
+    descriptors, e.g. under pytest), and known notices logged to the root logger, for the block."""
     captured = Captured()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     saved = (os.dup(1), os.dup(2))
+    python_streams = (sys.stdout, sys.stderr)
+    text_sink = io.StringIO()
     root = logging.getLogger()
-    handler = None
+    drop = _DropKnownRecords(captured)
     with tempfile.TemporaryFile(mode="w+b") as sink:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            if not root.handlers:  # logging's last-resort handler writes to sys.stderr: keep it in the sink too
-                handler = logging.StreamHandler(sys.stderr)
-                root.addHandler(handler)
+            sys.stdout = sys.stderr = text_sink
+            root.addFilter(drop)
             yield captured
         finally:
-            for stream in (sys.stdout, sys.stderr):
+            root.removeFilter(drop)
+            sys.stdout, sys.stderr = python_streams
+            for stream in python_streams:
                 stream.flush()
-            if handler is not None:
-                root.removeHandler(handler)
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
             sink.seek(0)
-            text = sink.read().decode("utf-8", errors="replace")
+            text = sink.read().decode("utf-8", errors="replace") + text_sink.getvalue()
             for line in text.splitlines():
                 if not line.strip():
                     continue
-                if any(pattern.search(line) for pattern in KNOWN_NOTICES):
+                if _is_known(line):
                     captured.dropped += 1
                 else:
                     captured.kept.append(line)

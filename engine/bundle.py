@@ -171,6 +171,9 @@ class Bundle:
                 relative = f"{set_name}/{name}{saved.extension}"
                 files[relative] = _write_file(path / relative, saved.data)
                 set_entries[set_name][name] = _task_entry(task, model, relative)
+        onnx_files, onnx_section = _sklearn_onnx_exports(models)
+        for relative, data in onnx_files.items():
+            files[relative] = _write_file(path / relative, data)
         manifest = {
             "format": BUNDLE_FORMAT,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -179,6 +182,7 @@ class Bundle:
             "utc_offset_minutes": utc_offset_minutes,
             "tasks": tasks,
             "model_sets": set_entries,
+            "sklearn_onnx": onnx_section,
             "libraries": _library_versions(),
             **(extra or {}),
             "files": files,
@@ -259,14 +263,15 @@ class Bundle:
         ----------
         table : path or pyarrow.Table
             Telemetry in the Kaggle layout.
-        backend : {"lightgbm", "native", "onnx", "onnx-int8"}, default="lightgbm"
-            How the tree models run: ``"lightgbm"`` is each model's own library (LightGBM, treelite's
-            interpreter for scikit-learn forests); ``"native"`` the libraries built by ``iotengine compile``,
-            through cffi; ``"onnx"`` / ``"onnx-int8"`` onnxruntime on one thread, with the fp32 (onnxmltools)
-            or int8 (quantized GEMM form) export of LightGBM models. Linear and naive Bayes models have no trees
-            to compile; every backend evaluates them with numpy.
-        models : {"chosen", "lightgbm"}, default="chosen"
-            The model of each task chosen by cross-validation, or the task's LightGBM model.
+        backend : {"lightgbm", "native", "onnx", "onnx-int8", "c"}, default="lightgbm"
+            How the models run: ``"lightgbm"`` is each model's own library (LightGBM, treelite's interpreter
+            for scikit-learn forests, numpy for linear and naive Bayes models); ``"native"`` the libraries built
+            by ``iotengine compile``, through cffi (linear and naive Bayes models stay in numpy); ``"onnx"``
+            onnxruntime on one thread with the fp32 export of every model (onnxmltools for LightGBM, skl2onnx
+            for scikit-learn models); ``"onnx-int8"`` the int8 (quantized GEMM form) export of LightGBM models;
+            ``"c"`` the bundle's C library, features included (:func:`engine.batch_score.predict_with_c`).
+        models : {"chosen", "lightgbm", "compact"}, default="chosen"
+            The model of each task chosen by cross-validation, the task's LightGBM model, or its compact model.
 
         Returns
         -------
@@ -275,6 +280,10 @@ class Bundle:
             shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
             columns in :data:`engine.data.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
         """
+        if backend == "c":
+            from engine.batch_score import predict_with_c
+
+            return predict_with_c(self, table, models)
         return self.predict_inputs(self.inputs(table), backend=backend, models=models)
 
     def predict_inputs(self, X: np.ndarray, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
@@ -320,21 +329,29 @@ class Bundle:
             from compile.bundle_onnx import onnx_models
 
             compiled = onnx_models(self, models, "fp32" if backend == "onnx" else "int8")
+        elif backend == "c":
+            raise ValueError("backend 'c' computes its own features: use predict(table), not predict_inputs")
         else:
-            raise ValueError(f"backend must be 'lightgbm', 'native', 'onnx' or 'onnx-int8', not {backend!r}")
+            raise ValueError(f"backend must be 'lightgbm', 'native', 'onnx', 'onnx-int8' or 'c', not {backend!r}")
+        # Trees must run in the backend asked for; linear and naive Bayes models fall back to numpy only where the
+        # backend has no form of them (native, onnx-int8), and have one in ONNX fp32 whenever skl2onnx made it.
+        needs_export = (
+            TREE_FAMILIES if backend != "onnx" else (*TREE_FAMILIES, "logistic_regression", "gaussian_nb", "ridge")
+        )
         missing = [
-            f"{task} ({entry['family']})"
+            f"{task} ({entry['family']}{self._why_no_export(backend, models, task)})"
             for task, entry in entries.items()
-            if task not in compiled and entry["family"] in TREE_FAMILIES and backend != "lightgbm"
+            if task not in compiled and entry["family"] in needs_export and backend != "lightgbm"
         ]
         if missing:
-            raise BundleError(
-                f"{self.path}: backend {backend!r} has no {models} model for "
-                + ", ".join(missing)
-                + ("; ONNX export covers LightGBM models (try models='lightgbm')" if backend.startswith("onnx") else "")
-            )
+            hint = "; onnx-int8 covers LightGBM models (try models='lightgbm')" if backend == "onnx-int8" else ""
+            raise BundleError(f"{self.path}: backend {backend!r} has no {models} model for {', '.join(missing)}{hint}")
         self._backend_cache[key] = {**own, **compiled}
         return self._backend_cache[key]
+
+    def _why_no_export(self, backend: str, models: str, task: str) -> str:
+        reason = self.manifest.get("sklearn_onnx", {}).get(task, {}).get("unavailable")
+        return f": {reason}" if backend == "onnx" and models == "chosen" and reason else ""
 
     def model(self, task: str):
         """The predictor of a task (see :mod:`engine.model_files`)."""
@@ -348,6 +365,31 @@ class Bundle:
         """A predictor of a task's model from an extra set, from verified bytes."""
         entry = self.model_set(set_name)[task]
         return load_model(self.verified_bytes(entry["file"]), entry["family"], TASK_BY_NAME[task].kind)
+
+
+def _sklearn_onnx_exports(models: dict[str, TaskModel]) -> tuple[dict[str, bytes], dict[str, dict]]:
+    """skl2onnx's fp32 export of every chosen scikit-learn model, made now: the bundle keeps no estimator to
+    export later. Returns the files and, per task, the file and its size or why there is none."""
+    from compile.sklearn_onnx import SklearnOnnxUnavailable, register_indicator_columns, sklearn_onnx
+    from engine.tasks import STATUS_COLUMN
+    from engine.zoo import StatusOneHot
+
+    register_indicator_columns(StatusOneHot, STATUS_COLUMN, 3)
+    files: dict[str, bytes] = {}
+    section: dict[str, dict] = {}
+    for name, model in models.items():
+        if model.family == "lightgbm":  # exported from its model text by `iotengine compile`
+            continue
+        width = len(INPUT_COLUMNS) if model.columns is None else len(model.columns)
+        try:
+            data = sklearn_onnx(model.estimator, width).SerializeToString()
+        except SklearnOnnxUnavailable as exc:
+            section[name] = {"unavailable": str(exc)}
+            continue
+        relative = f"onnx/chosen/{name}.fp32.onnx"
+        files[relative] = data
+        section[name] = {"fp32": relative, "fp32_bytes": len(data)}
+    return files, section
 
 
 def _task_entry(task, model: TaskModel, relative: str) -> dict:

@@ -4,6 +4,7 @@
 ``iotengine eda``       summary, statistics and plots of a telemetry file
 ``iotengine features``  the 67 features of a telemetry file, to Parquet
 ``iotengine train``     cross-validate the model zoo on five tasks, write a bundle and reports
+``iotengine score``     score every row of a telemetry file with a bundle, to Parquet or CSV
 ``iotengine bench``     model benchmarks: every runtime side by side, tables, charts, results.json
 ``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc) and
                         export its LightGBM models to ONNX fp32 and int8
@@ -111,6 +112,23 @@ def _parser() -> argparse.ArgumentParser:
     export_c.add_argument("--build", action="store_true", help="also run make (library, example, benchmark)")
     export_c.add_argument("--cc", default="gcc", help="C compiler for --build (default gcc)")
     export_c.set_defaults(command=_cmd_export_c)
+
+    score = commands.add_parser(
+        "score", help="score every row of a telemetry file: probabilities, decisions, failure type, remaining life"
+    )
+    score.add_argument("--bundle", required=True, type=Path, help="bundle folder written by iotengine train")
+    score.add_argument("--data", required=True, type=Path, help="telemetry: CSV (Kaggle format), Parquet or IPC")
+    score.add_argument("--out", required=True, type=Path, help="output file: .parquet (default format) or .csv")
+    score.add_argument(
+        "--backend",
+        choices=("lightgbm", "native", "onnx", "onnx-int8", "c"),
+        default="lightgbm",
+        help="how the models run (default lightgbm: each model's own library; native/onnx/c need iotengine compile)",
+    )
+    score.add_argument(
+        "--models", choices=("chosen", "lightgbm", "compact"), default="chosen", help="model set (default chosen)"
+    )
+    score.set_defaults(command=_cmd_score)
 
     bench = commands.add_parser(
         "bench", help="size, latency and accuracy of every runtime for the bundle's LightGBM models and a large one"
@@ -300,6 +318,18 @@ def _cmd_bench(args) -> int:
     print(report[: report.index("## Size on disk")] if "## Size on disk" in report else report)
     print(f"wrote {len(files) + 1} files to {args.out} in {time.perf_counter() - started:.0f} s: " + ", ".join(
         p.name for p in [args.out / "results.json", *files]))  # fmt: skip
+    return 0
+
+
+def _cmd_score(args) -> int:
+    from engine.batch_score import score_file
+
+    started = time.perf_counter()
+    scores = score_file(args.bundle, args.data, args.out, backend=args.backend, models=args.models)
+    print(
+        f"wrote scores of {scores.num_rows:,} rows ({args.models} models, backend {args.backend}) to {args.out} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

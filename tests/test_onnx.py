@@ -114,7 +114,7 @@ def test_onnx_int8_drift_is_bounded_on_held_out_rows(compiled, fleet_inputs):
             assert row["int8_max_abs_diff"] <= 0.05 * np.ptp(y["predicted_remaining_life"]), row
         else:
             assert row["int8_max_abs_diff"] <= INT8_MAX_ABS_DIFF_PROBABILITY, row
-        assert abs(row["int8"] - row["lightgbm"]) <= INT8_MAX_SCORE_CHANGE, row
+        assert abs(row["int8"] - row["own"]) <= INT8_MAX_SCORE_CHANGE, row
 
 
 def test_int8_models_are_smaller_and_hold_int8_weights(compiled):
