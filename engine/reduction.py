@@ -29,11 +29,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.tasks import INPUT_COLUMNS, STATUS_COLUMN, Task
-from engine.training import fit_model, fold_metrics, predict_scores, splits
+from engine.training import fit_model, fold_metrics, parallel_map, predict_scores, splits
 from engine.zoo import lightgbm_candidate
 from kernels.names import FEATURE_NAMES
 
-__all__ = ["COMPACT_TOLERANCE", "TOP_K", "ReductionPoint", "cv_columns", "pick_compact", "reduction_curve"]
+__all__ = [
+    "COMPACT_TOLERANCE",
+    "TOP_K",
+    "ReductionPoint",
+    "columns_fold_score",
+    "cv_columns",
+    "pick_compact",
+    "reduction_curve",
+    "reduction_fold",
+    "reduction_points",
+]
 
 TOP_K = (67, 20, 10, 5, 2)
 COMPACT_TOLERANCE = 0.005
@@ -59,38 +69,62 @@ def _with_status(features: np.ndarray) -> np.ndarray:
     return np.append(np.asarray(features, dtype=np.int64), STATUS_COLUMN)
 
 
-def cv_columns(task: Task, X, y, columns, *, folds=3, seed=0, n_jobs=2) -> tuple[float, float]:
+def cv_columns(task: Task, X, y, columns, *, folds=3, seed=0, n_jobs=2, workers=1) -> tuple[float, float]:
     """Mean and std over folds of the task's score for LightGBM on the given input columns."""
-    columns = np.asarray(columns, dtype=np.int64)
-    scores = []
-    for train, test in splits(task, y, folds, seed):
-        model = _fit_lightgbm(task, X[train], y[train], columns, seed, n_jobs)
-        predicted = predict_scores(task, model, X[test][:, columns])
-        scores.append(fold_metrics(task, y[test], predicted)[task.score])
+    scores = parallel_map(
+        lambda fold: columns_fold_score(task, X, y, columns, fold, seed=seed, n_jobs=n_jobs),
+        splits(task, y, folds, seed),
+        workers,
+    )
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def reduction_curve(task: Task, X, y, *, top_k=TOP_K, folds=3, seed=0, n_jobs=2) -> list[ReductionPoint]:
-    """CV scores of LightGBM on the top-k features by gain (ranked within each fold) and on two raw sensors."""
+def columns_fold_score(task: Task, X, y, columns, fold, *, seed=0, n_jobs=2) -> float:
+    """One fold of :func:`cv_columns`: ``fold`` is (train rows, test rows)."""
+    train, test = fold
+    columns = np.asarray(columns, dtype=np.int64)
+    model = _fit_lightgbm(task, X[train], y[train], columns, seed, n_jobs)
+    return fold_metrics(task, y[test], predict_scores(task, model, X[test][:, columns]))[task.score]
+
+
+def reduction_curve(task: Task, X, y, *, top_k=TOP_K, folds=3, seed=0, n_jobs=2, workers=1) -> list[ReductionPoint]:
+    """CV scores of LightGBM on the top-k features by gain (ranked within each fold) and on two raw sensors.
+
+    ``workers`` folds run side by side (each fit on ``n_jobs`` threads)."""
+    per_fold = parallel_map(
+        lambda fold: reduction_fold(task, X, y, fold, top_k=top_k, seed=seed, n_jobs=n_jobs),
+        splits(task, y, folds, seed),
+        workers,
+    )
+    return reduction_points(per_fold, top_k)
+
+
+def reduction_fold(task: Task, X, y, fold, *, top_k=TOP_K, seed=0, n_jobs=2) -> tuple:
+    """One fold of :func:`reduction_curve`: the all-features model's gain, the top-k scores, the two-sensor score."""
+    train, test = fold
     n_features = len(FEATURE_NAMES)
     all_columns = np.arange(len(INPUT_COLUMNS))
-    scores: dict[int, list[float]] = {k: [] for k in top_k}
-    two_sensor_scores = []
+    full = fit_model(lightgbm_candidate(task.kind, all_columns, seed=seed, n_jobs=n_jobs), X[train], y[train])
+    gain = full.booster_.feature_importance(importance_type="gain")[:n_features]
+    ranking = np.argsort(-gain, kind="stable")
+    scores = {}
+    for k in top_k:
+        columns = all_columns if k >= n_features else _with_status(np.sort(ranking[:k]))
+        model = full if k >= n_features else _fit_lightgbm(task, X[train], y[train], columns, seed, n_jobs)
+        scores[k] = fold_metrics(task, y[test], predict_scores(task, model, X[test][:, columns]))[task.score]
+    two_sensors = columns_fold_score(task, X, y, _with_status(TWO_SENSORS), fold, seed=seed, n_jobs=n_jobs)
+    return gain, scores, two_sensors
+
+
+def reduction_points(per_fold: list[tuple], top_k=TOP_K) -> list[ReductionPoint]:
+    """The curve from the folds' :func:`reduction_fold` results (in fold order)."""
+    n_features = len(FEATURE_NAMES)
+    all_columns = np.arange(len(INPUT_COLUMNS))
     total_gain = np.zeros(n_features)
-    two_sensor_columns = _with_status(TWO_SENSORS)
-    for train, test in splits(task, y, folds, seed):
-        full = fit_model(lightgbm_candidate(task.kind, all_columns, seed=seed, n_jobs=n_jobs), X[train], y[train])
-        gain = full.booster_.feature_importance(importance_type="gain")[:n_features]
+    for gain, _, _ in per_fold:
         total_gain += gain
-        ranking = np.argsort(-gain, kind="stable")
-        for k in top_k:
-            columns = all_columns if k >= n_features else _with_status(np.sort(ranking[:k]))
-            model = full if k >= n_features else _fit_lightgbm(task, X[train], y[train], columns, seed, n_jobs)
-            predicted = predict_scores(task, model, X[test][:, columns])
-            scores[k].append(fold_metrics(task, y[test], predicted)[task.score])
-        model = _fit_lightgbm(task, X[train], y[train], two_sensor_columns, seed, n_jobs)
-        predicted = predict_scores(task, model, X[test][:, two_sensor_columns])
-        two_sensor_scores.append(fold_metrics(task, y[test], predicted)[task.score])
+    scores = {k: [fold[k] for _, fold, _ in per_fold] for k in top_k}
+    two_sensor_scores = [two for _, _, two in per_fold]
     overall = np.argsort(-total_gain, kind="stable")
     points = [
         ReductionPoint(
@@ -108,7 +142,7 @@ def reduction_curve(task: Task, X, y, *, top_k=TOP_K, folds=3, seed=0, n_jobs=2)
             2,
             float(np.mean(two_sensor_scores)),
             float(np.std(two_sensor_scores)),
-            tuple(int(c) for c in two_sensor_columns),
+            tuple(int(c) for c in _with_status(TWO_SENSORS)),
         )
     )
     return points

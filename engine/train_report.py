@@ -16,9 +16,10 @@ Outputs in the output folder::
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import matplotlib
@@ -27,11 +28,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import confusion_matrix
+from threadpoolctl import threadpool_limits
 
 from engine.autoencoder import AutoencoderEvaluation, evaluate_autoencoder
 from engine.bundle import Bundle, TaskModel
 from engine.ceilings import REFERENCE_FIGURES, task_ceilings
-from engine.reduction import ReductionPoint, cv_columns, pick_compact, reduction_curve
+from engine.reduction import ReductionPoint, columns_fold_score, pick_compact, reduction_fold, reduction_points
 from engine.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASK_BY_NAME, TASKS, inputs_and_targets
 from engine.training import (
     METRICS,
@@ -41,6 +43,8 @@ from engine.training import (
     cross_validate,
     fit_model,
     fold_metrics,
+    parallel_map,
+    splits,
 )
 from engine.zoo import candidates, lightgbm_candidate
 from kernels.names import RAW
@@ -67,6 +71,7 @@ class TrainingRun:
     fleet_features: dict[str, tuple[float, float, float, float]]
     holdout: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)  # task -> the task with the same labels it took after
     files: list[Path] = field(default_factory=list)
 
 
@@ -78,7 +83,7 @@ def train(
     seed: int = 0,
     fleet=None,
     holdout=None,
-    n_jobs: int = 2,
+    n_jobs: int | None = None,
     progress: Progress = print,
 ) -> TrainingRun:
     """Train and evaluate every task on ``data`` (labelled telemetry), write the bundle and the reports.
@@ -96,9 +101,12 @@ def train(
     holdout : table or path, optional
         Other labelled data (e.g. the real Kaggle sample): the bundle is scored on it and the zoo
         cross-validated on it.
+    n_jobs : int, optional
+        Cores to use (default: all): that many single-threaded fits run side by side.
     progress : callable, default=print
         Receives one line per step.
     """
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -115,34 +123,71 @@ def train(
             raise ValueError(f"{task.name}: the training data holds only one class, so no model can learn it")
     progress(f"train: {X.shape[0]:,} rows, 68 inputs, {folds}-fold CV of {len(TASKS)} tasks")
 
+    with threadpool_limits(1):  # every fit on one thread, `workers` fits side by side (folds, models, tasks)
+        return _train(X, y, out, data, folds, seed, fleet, holdout, max(1, n_jobs), progress, seconds, timed)
+
+
+def _same_labels(task, y, done) -> str | None:
+    """An earlier task of the same kind with identical labels (on Kaggle-mode data downtime_risk is anomaly_flag):
+    every fit would repeat it exactly, so its results are reused."""
+    for other in done:
+        if other.kind == task.kind and np.array_equal(y[other.name], y[task.name]):
+            return other.name
+    return None
+
+
+def _train(X, y, out, data, folds, seed, fleet, holdout, workers, progress, seconds, timed) -> TrainingRun:
+    n_jobs = 1
     results: dict[str, dict[str, ModelResult]] = {}
     best: dict[str, str] = {}
     thresholds: dict[str, float] = {}
     models: dict[str, TaskModel] = {}
     final_lightgbm = {}
+    reused: dict[str, str] = {}
     started = time.perf_counter()
     for task in TASKS:
         task_started = time.perf_counter()
-        results[task.name] = cross_validate(task, X, y[task.name], folds=folds, seed=seed, n_jobs=n_jobs)
+        twin = _same_labels(task, y, [t for t in TASKS if t.name in results])
+        if twin is not None:
+            reused[task.name] = twin
+            results[task.name] = {family: replace(result, task=task.name) for family, result in results[twin].items()}
+        else:
+            results[task.name] = cross_validate(
+                task, X, y[task.name], folds=folds, seed=seed, n_jobs=n_jobs, workers=workers
+            )
         best[task.name] = choose_best(task, results[task.name])
         chosen = results[task.name][best[task.name]]
         threshold = None
         if task.kind == "binary":
             threshold = choose_threshold(y[task.name], chosen.oof)
             thresholds[task.name] = threshold
-        zoo = candidates(task.kind, seed=seed, n_jobs=n_jobs)
-        estimator = fit_model(zoo[best[task.name]], X, y[task.name])
-        final_lightgbm[task.name] = (
-            estimator if best[task.name] == "lightgbm" else fit_model(zoo["lightgbm"], X, y[task.name])
-        )
         metrics = {m: chosen.mean(m) for m in METRICS[task.kind]}
-        models[task.name] = TaskModel(task.name, best[task.name], estimator, threshold=threshold, metrics=metrics)
+        models[task.name] = TaskModel(task.name, best[task.name], None, threshold=threshold, metrics=metrics)
         line = ", ".join(f"{name} {result.mean(task.score):.4f}" for name, result in results[task.name].items())
         progress(
             f"  {task.name}: {task.score} {line}; chosen {best[task.name]}"
             + (f", threshold {threshold:.4f}" if threshold is not None else "")
-            + f" ({time.perf_counter() - task_started:.0f} s)"
+            + (f" (the labels of {twin}: its results)" if twin else f" ({time.perf_counter() - task_started:.0f} s)")
         )
+    # The final fits on all rows, every task's side by side: the chosen family, and LightGBM where it was not chosen.
+    fits = [
+        (task, family)
+        for task in TASKS
+        if task.name not in reused
+        for family in dict.fromkeys((best[task.name], "lightgbm"))
+    ]
+    fitted = parallel_map(
+        lambda job: fit_model(candidates(job[0].kind, seed=seed, n_jobs=n_jobs)[job[1]], X, y[job[0].name]),
+        fits,
+        workers,
+    )
+    for (task, family), estimator in zip(fits, fitted, strict=True):
+        if family == best[task.name]:
+            models[task.name].estimator = estimator
+        if family == "lightgbm":
+            final_lightgbm[task.name] = estimator
+    for task, twin in reused.items():
+        models[task].estimator, final_lightgbm[task] = models[twin].estimator, final_lightgbm[twin]
     seconds["cross-validation and final fits"] = time.perf_counter() - started
 
     ceilings = timed("ceilings", lambda: task_ceilings(X, y))
@@ -152,15 +197,26 @@ def train(
     compact: dict[str, ReductionPoint] = {}
     compact_models: dict[str, TaskModel] = {}
     started = time.perf_counter()
+    # Every fold of every task's curve side by side (a task alone has too few folds to fill the cores).
+    jobs = [
+        (task, fold) for task in TASKS if task.name not in reused for fold in splits(task, y[task.name], folds, seed)
+    ]  # noqa: E501
+    done = parallel_map(
+        lambda job: reduction_fold(job[0], X, y[job[0].name], job[1], seed=seed, n_jobs=n_jobs), jobs, workers
+    )
     for task in TASKS:
-        reduction[task.name] = reduction_curve(task, X, y[task.name], folds=folds, seed=seed, n_jobs=n_jobs)
+        twin = reused.get(task.name)
+        if twin is not None:
+            reduction[task.name] = reduction[twin]
+        else:
+            reduction[task.name] = reduction_points([d for (t, _), d in zip(jobs, done, strict=True) if t is task])
         compact[task.name] = point = pick_compact(reduction[task.name])
         columns = np.asarray(point.columns)
-        zoo_lightgbm = lightgbm_candidate(task.kind, columns, seed=seed, n_jobs=n_jobs)
+        zoo_lightgbm = lightgbm_candidate(task.kind, columns, seed=seed, n_jobs=workers)
         compact_models[task.name] = TaskModel(
             task.name,
             "lightgbm",
-            fit_model(zoo_lightgbm, X[:, columns], y[task.name]),
+            compact_models[twin].estimator if twin else fit_model(zoo_lightgbm, X[:, columns], y[task.name]),
             threshold=thresholds.get(task.name),
             metrics={task.score: point.score_mean},
             columns=point.columns,
@@ -182,9 +238,26 @@ def train(
         )
         started = time.perf_counter()
         raw_columns = [*range(len(RAW)), STATUS_COLUMN]
+        subsets = {"raw": raw_columns, "all": list(range(len(INPUT_COLUMNS)))}
+        jobs = [
+            (task, subset, fold)
+            for task in TASKS
+            for subset in subsets
+            for fold in splits(task, yf[task.name], folds, seed)
+        ]
+        done = parallel_map(
+            lambda job: columns_fold_score(
+                job[0], Xf, yf[job[0].name], subsets[job[1]], job[2], seed=seed, n_jobs=n_jobs
+            ),
+            jobs,
+            workers,
+        )
         for task in TASKS:
-            raw = cv_columns(task, Xf, yf[task.name], raw_columns, folds=folds, seed=seed, n_jobs=n_jobs)
-            full = cv_columns(task, Xf, yf[task.name], range(len(INPUT_COLUMNS)), folds=folds, seed=seed, n_jobs=n_jobs)
+            raw, full = (
+                [score for (t, s, _), score in zip(jobs, done, strict=True) if t is task and s == subset]
+                for subset in subsets
+            )
+            raw, full = (float(np.mean(raw)), float(np.std(raw))), (float(np.mean(full)), float(np.std(full)))
             fleet_features[task.name] = (*raw, *full)
             progress(f"  fleet {task.name}: {task.score} raw sensors {raw[0]:.4f}, all features {full[0]:.4f}")
         seconds["fleet: raw vs all features"] = time.perf_counter() - started
@@ -213,7 +286,9 @@ def train(
 
     holdout_rows: list[dict] = []
     if holdout is not None:
-        holdout_rows = timed("holdout", lambda: _evaluate_holdout(bundle, holdout, folds, seed, n_jobs, progress))
+        holdout_rows = timed(
+            "holdout", lambda: _evaluate_holdout(bundle, holdout, folds, seed, n_jobs, workers, progress)
+        )
 
     run = TrainingRun(
         out=out,
@@ -229,12 +304,13 @@ def train(
         fleet_features=fleet_features,
         holdout=holdout_rows,
         seconds=seconds,
+        reused=reused,
     )
     run.files = _write_reports(run, X, y, final_lightgbm)
     return run
 
 
-def _evaluate_holdout(bundle: Bundle, holdout, folds, seed, n_jobs, progress) -> list[dict]:
+def _evaluate_holdout(bundle: Bundle, holdout, folds, seed, n_jobs, workers, progress) -> list[dict]:
     """The bundle's scores on other labelled data, and CV of the zoo on that data alone."""
     Xh, yh = inputs_and_targets(holdout)
     predicted = bundle.predict_inputs(Xh)
@@ -254,7 +330,7 @@ def _evaluate_holdout(bundle: Bundle, holdout, folds, seed, n_jobs, progress) ->
                 **metrics,
             }
         )
-        results = cross_validate(task, Xh, yh[task.name], folds=folds, seed=seed, n_jobs=n_jobs)
+        results = cross_validate(task, Xh, yh[task.name], folds=folds, seed=seed, n_jobs=n_jobs, workers=workers)
         for family, result in results.items():
             rows.append(
                 {
@@ -378,6 +454,12 @@ def _write_markdown(run: TrainingRun, files: list[Path]) -> Path:
         "",
         "Files: " + ", ".join(f"[{p.name}]({p.name})" for p in files),
         "",
+        *(
+            f"{task} has exactly the labels of {twin} on this data, so every fit would repeat {twin}'s: its "
+            "cross-validation, feature reduction and models are those of "
+            f"{twin}.\n"
+            for task, twin in run.reused.items()
+        ),
         "## Inputs",
         "",
         *_markdown_table(

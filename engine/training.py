@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,7 @@ __all__ = [
     "cross_validate",
     "fit_model",
     "fold_metrics",
+    "parallel_map",
     "predict_scores",
     "splits",
 ]
@@ -168,6 +170,7 @@ def cross_validate(
     seed: int = 0,
     families: Iterable[str] | None = None,
     n_jobs: int = 2,
+    workers: int = 1,
     on_fit: Callable[[str, int], None] | None = None,
 ) -> dict[str, ModelResult]:
     """K-fold CV of the zoo's candidates for ``task``.
@@ -184,6 +187,10 @@ def cross_validate(
         Seed of the fold shuffle and of every model.
     families : iterable of str, optional
         Zoo families to evaluate (default: all of the task's kind).
+    n_jobs : int, default=2
+        Threads of each fit.
+    workers : int, default=1
+        Fits run side by side (folds and families); with several, give each fit ``n_jobs=1``.
     on_fit : callable, optional
         Called with (family, fold) after each fit, for progress display.
 
@@ -197,22 +204,41 @@ def cross_validate(
     if unknown:
         raise ValueError(f"unknown model families for {task.kind} tasks: {', '.join(unknown)}")
     fold_indices = splits(task, y, folds, seed)
+
+    def fit_fold(job: tuple[str, int]):
+        name, k = job
+        train, test = fold_indices[k]
+        started = time.perf_counter()
+        estimator = fit_model(zoo[name], X[train], y[train])
+        seconds = time.perf_counter() - started
+        scores = predict_scores(task, estimator, X[test])
+        if on_fit is not None:
+            on_fit(name, k)
+        return seconds, scores, fold_metrics(task, y[test], scores)
+
+    jobs = [(name, k) for name in names for k in range(len(fold_indices))]
+    done = dict(zip(jobs, parallel_map(fit_fold, jobs, workers), strict=True))
     results = {}
     for name in names:
         result = ModelResult(task.name, name)
         oof = np.zeros((len(y), len(task.classes))) if task.kind == "multiclass" else np.zeros(len(y))
-        for k, (train, test) in enumerate(fold_indices):
-            started = time.perf_counter()
-            estimator = fit_model(zoo[name], X[train], y[train])
-            result.fit_seconds.append(time.perf_counter() - started)
-            scores = predict_scores(task, estimator, X[test])
+        for k, (_, test) in enumerate(fold_indices):
+            seconds, scores, metrics = done[name, k]
+            result.fit_seconds.append(seconds)
             oof[test] = scores
-            result.folds.append(fold_metrics(task, y[test], scores))
-            if on_fit is not None:
-                on_fit(name, k)
+            result.folds.append(metrics)
         result.oof = oof
         results[name] = result
     return results
+
+
+def parallel_map(function: Callable, items: list, workers: int) -> list:
+    """``[function(item) for item in items]`` on ``workers`` threads (in order). The fits release the GIL, so
+    folds and models of a CV run side by side; each fit should then use one thread (``n_jobs=1``)."""
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items))
 
 
 def _rank_key(task: Task, result: ModelResult) -> tuple:
