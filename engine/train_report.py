@@ -200,7 +200,7 @@ def _train(X, y, out, data, folds, seed, fleet, holdout, workers, progress, seco
     # Every fold of every task's curve side by side (a task alone has too few folds to fill the cores).
     jobs = [
         (task, fold) for task in TASKS if task.name not in reused for fold in splits(task, y[task.name], folds, seed)
-    ]  # noqa: E501
+    ]
     done = parallel_map(
         lambda job: reduction_fold(job[0], X, y[job[0].name], job[1], seed=seed, n_jobs=n_jobs), jobs, workers
     )
