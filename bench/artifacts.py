@@ -9,7 +9,8 @@
     model.fp32.onnx              onnxmltools export
     model.int8.onnx              GEMM form quantized by onnxruntime
 
-and returns them loaded, ready to predict: :class:`compile.binding.NativeModel` for both libraries,
+(the tl2cgen library and ONNX models of a bundle's model are the ones ``iotengine compile`` built, when given) and
+returns them loaded, ready to predict: :class:`compile.binding.NativeModel` for both libraries,
 :class:`compile.onnx_export.OnnxModel` for both ONNX models.
 """
 
@@ -29,7 +30,7 @@ from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
 from compile.uint8_trees import uint8_source
 
-__all__ = ["ModelArtifacts", "build_artifacts"]
+__all__ = ["ModelArtifacts", "Prebuilt", "build_artifacts"]
 
 
 @dataclass
@@ -57,18 +58,42 @@ def _load(library: Path, kind: str) -> NativeModel:
     return NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), kind)
 
 
-def build_artifacts(name: str, booster: lgb.Booster, kind: str, folder: Path) -> ModelArtifacts:
-    """Build every artifact of ``booster`` into ``folder`` (see the module docstring)."""
+@dataclass(frozen=True)
+class Prebuilt:
+    """What ``iotengine compile`` already built of a bundle's LightGBM model: the same tl2cgen library and ONNX
+    exports the suite would build, taken from the bundle's hash-checked files instead of being built again."""
+
+    library: bytes
+    sources: dict[str, bytes]  # file name -> bytes (the C files the library was built from)
+    onnx_fp32: bytes
+    onnx_int8: bytes
+    gemm_fp32_bytes: int
+
+
+def build_artifacts(
+    name: str, booster: lgb.Booster, kind: str, folder: Path, prebuilt: Prebuilt | None = None
+) -> ModelArtifacts:
+    """Build every artifact of ``booster`` into ``folder`` (see the module docstring); ``prebuilt`` supplies the
+    tl2cgen library and the ONNX models of a bundle's model."""
     folder.mkdir(parents=True, exist_ok=True)
     out = ModelArtifacts(name, kind, booster, folder)
     text = folder / "model.txt"
     booster.save_model(str(text))
     out.sizes["lightgbm_text"] = text.stat().st_size
 
-    model = treelite_model(text.read_bytes(), "lightgbm")
-    sources = generate_sources(model, folder / "tl2cgen", round_float32=False)
-    library = build_library(sources, folder / "tl2cgen.so")
-    out.sizes["tl2cgen_c_sources"] = sum((sources.directory / f).stat().st_size for f in sources.files)
+    if prebuilt is None:
+        model = treelite_model(text.read_bytes(), "lightgbm")
+        sources = generate_sources(model, folder / "tl2cgen", round_float32=False)
+        library = build_library(sources, folder / "tl2cgen.so")
+        source_bytes = sum((sources.directory / f).stat().st_size for f in sources.files)
+    else:
+        (folder / "tl2cgen").mkdir(exist_ok=True)
+        for file_name, data in prebuilt.sources.items():
+            (folder / "tl2cgen" / file_name).write_bytes(data)
+        library = folder / "tl2cgen.so"
+        library.write_bytes(prebuilt.library)
+        source_bytes = sum(len(data) for file_name, data in prebuilt.sources.items() if file_name.endswith(".c"))
+    out.sizes["tl2cgen_c_sources"] = source_bytes
     out.sizes["tl2cgen_so"] = library.stat().st_size
     out.sizes["tl2cgen_so_stripped"] = _strip(library).stat().st_size
     out.libraries["native"] = library
@@ -84,13 +109,17 @@ def build_artifacts(name: str, booster: lgb.Booster, kind: str, folder: Path) ->
     out.libraries["uint8"] = uint8_library
     out.native["uint8"] = _load(uint8_library, kind)
 
-    fp32 = lightgbm_onnx(booster).SerializeToString()
-    gemm = gemm_model(booster)
-    int8 = quantize_int8(gemm)
+    if prebuilt is None:
+        fp32 = lightgbm_onnx(booster).SerializeToString()
+        gemm = gemm_model(booster)
+        int8 = quantize_int8(gemm)
+        gemm_bytes = gemm.ByteSize()
+    else:
+        fp32, int8, gemm_bytes = prebuilt.onnx_fp32, prebuilt.onnx_int8, prebuilt.gemm_fp32_bytes
     (folder / "model.fp32.onnx").write_bytes(fp32)
     (folder / "model.int8.onnx").write_bytes(int8)
     out.sizes["onnx_fp32"] = len(fp32)
-    out.sizes["onnx_gemm_fp32"] = gemm.ByteSize()
+    out.sizes["onnx_gemm_fp32"] = gemm_bytes
     out.sizes["onnx_int8"] = len(int8)
     out.onnx["onnx-fp32"] = OnnxModel(fp32, kind, name=f"{name}.fp32.onnx")
     out.onnx["onnx-int8"] = OnnxModel(int8, kind, name=f"{name}.int8.onnx")

@@ -7,7 +7,9 @@ subprocess. When the environment cannot be built the suite reports lleaves as un
 
     python -m bench.lleaves_env          # build it ahead of time (idempotent)
 
-The location is ``$IOTENGINE_LLEAVES_VENV``, else ``~/.cache/iotengine/lleaves-venv``.
+The location is ``$IOTENGINE_LLEAVES_VENV``, else ``~/.cache/iotengine/lleaves-venv``. Compiled models are kept
+beside it in ``lleaves-cache/``, named by the sha256 of the model, lleaves' version and the host CPU
+(bench/lleaves_runner.py), so a model is compiled once per machine.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["LLEAVES_REQUIREMENTS", "RUNNER", "lleaves_python"]
+__all__ = ["LLEAVES_CACHE", "LLEAVES_REQUIREMENTS", "RUNNER", "lleaves_python"]
 
 # lleaves uses llvmlite's legacy pass manager, which llvmlite 0.45 removed.
 LLEAVES_REQUIREMENTS = ("lleaves==1.3.0", "llvmlite<0.45", "numpy")
@@ -26,6 +28,9 @@ RUNNER = Path(__file__).with_name("lleaves_runner.py")
 
 def default_location() -> Path:
     return Path(os.environ.get("IOTENGINE_LLEAVES_VENV", Path.home() / ".cache" / "iotengine" / "lleaves-venv"))
+
+
+LLEAVES_CACHE = default_location().parent / "lleaves-cache"
 
 
 def lleaves_python(location: Path | None = None, *, build: bool = True) -> tuple[Path | None, str]:

@@ -30,14 +30,15 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 
-from bench.artifacts import ModelArtifacts, build_artifacts
-from bench.lleaves_env import RUNNER, lleaves_python
+from bench.artifacts import ModelArtifacts, Prebuilt, build_artifacts
+from bench.lleaves_env import LLEAVES_CACHE, RUNNER, lleaves_python
 from compile.errors import CompileError
 from engine.bundle import Bundle
 from engine.data import SENSORS
@@ -138,12 +139,43 @@ def _time_c(driver: Path, library: Path, inputs: Path, X: np.ndarray, batch: int
     return result["median_ns_per_row"], result["p99_ns_per_row"]
 
 
+def _prebuilt(bundle: Bundle, task: str) -> Prebuilt | None:
+    """The bundle's tl2cgen library and ONNX exports of its LightGBM model of ``task``, if it has them all."""
+    native = bundle.manifest.get("native", {}).get("lightgbm", {}).get(task)
+    onnx = bundle.manifest.get("onnx", {}).get("lightgbm", {}).get(task)
+    if native is None or onnx is None:
+        return None
+    return Prebuilt(
+        library=bundle.verified_bytes(native["library"]),
+        sources={Path(relative).name: bundle.verified_bytes(relative) for relative in native["sources"]},
+        onnx_fp32=bundle.verified_bytes(onnx["fp32"]),
+        onnx_int8=bundle.verified_bytes(onnx["int8"]),
+        gemm_fp32_bytes=int(onnx["gemm_fp32_bytes"]),
+    )
+
+
+def _precompile_lleaves(python: Path, texts: dict[str, Path], work: Path):
+    """A future of the list of failures of compiling every model text with lleaves into LLEAVES_CACHE."""
+
+    def compile_one(item):
+        name, text = item
+        command = [str(python), str(RUNNER), str(text), "-", str(work / name), "--cache-dir", str(LLEAVES_CACHE)]
+        done = subprocess.run([*command, "--compile-only"], capture_output=True, text=True, timeout=3600)
+        return None if done.returncode == 0 else f"lleaves failed on {name}: {done.stderr.strip()[-1000:]}"
+
+    def compile_all():
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return [failure for failure in pool.map(compile_one, texts.items()) if failure]
+
+    return ThreadPoolExecutor(max_workers=1).submit(compile_all)
+
+
 def _lleaves(python: Path, artifacts: ModelArtifacts, inputs: Path, config: SuiteConfig) -> dict:
     out = artifacts.folder / "lleaves"
     command = [
         str(python), str(RUNNER), str(artifacts.folder / "model.txt"), str(inputs), str(out),
         "--batches", ",".join(map(str, config.batches)), "--repeats", str(config.repeats),
-        "--single-rows", str(config.single_rows),
+        "--single-rows", str(config.single_rows), "--cache-dir", str(LLEAVES_CACHE),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
@@ -200,10 +232,33 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
 
     records, sizes, task_libraries = [], [], {}
     drift_X = X[: config.drift_rows]
+    # LLVM compiles the models for lleaves in the background (two at a time, cached per machine) while the
+    # project's artifacts build; nothing is timed until both are done.
+    compiling = None
+    if python is not None:
+        texts = {}
+        for name, (booster, _) in models.items():
+            (out / "models" / name).mkdir(parents=True, exist_ok=True)
+            texts[name] = out / "models" / name / "model.txt"
+            booster.save_model(str(texts[name]))
+        compiling = _precompile_lleaves(python, texts, work / "lleaves-compile")
+    built: dict[str, ModelArtifacts] = {}
     for name, (booster, kind) in models.items():
         started = time.perf_counter()
-        artifacts = build_artifacts(name, booster, kind, out / "models" / name)
-        progress(f"  {name}: {booster.num_trees()} trees, artifacts built in {time.perf_counter() - started:.0f} s")
+        prebuilt = _prebuilt(bundle, name) if name in TASK_BY_NAME else None
+        built[name] = build_artifacts(name, booster, kind, out / "models" / name, prebuilt)
+        how = "taken from the bundle" if prebuilt else "built"
+        progress(f"  {name}: {booster.num_trees()} trees, artifacts {how} in {time.perf_counter() - started:.1f} s")
+    if compiling is not None:
+        started = time.perf_counter()
+        failures = compiling.result()
+        progress(f"  lleaves: compiled (or found in {LLEAVES_CACHE}) after {time.perf_counter() - started:.0f} s more")
+        if failures:
+            unavailable["lleaves"] = failures[0]
+            progress(f"  lleaves unavailable: {failures[0]}")
+            python = None
+    for name, (booster, kind) in models.items():
+        artifacts = built[name]
         if name in TASK_BY_NAME:
             task_libraries[name] = artifacts.native["native"]
         reference = booster.predict(drift_X, num_threads=1)
