@@ -28,7 +28,15 @@ from compile.errors import CompileError
 from engine.bundle import Bundle
 from engine.data import SENSORS, load_telemetry, write_kaggle_csv
 
-__all__ = ["SAMPLE_DTYPE", "c_bench", "edge_report", "object_sizes", "python_paths", "write_samples"]
+__all__ = [
+    "SAMPLE_DTYPE",
+    "build_edge_sources",
+    "c_bench",
+    "edge_report",
+    "object_sizes",
+    "python_paths",
+    "write_samples",
+]
 
 # bench_iot.c's record
 SAMPLE_DTYPE = np.dtype(
@@ -89,9 +97,10 @@ def library_sizes(directory: Path, library_sources: tuple[str, ...]) -> dict[str
     return sizes
 
 
-def python_paths(bundle: Bundle, table: pa.Table, samples: int) -> dict[str, float]:
-    """Median ns per sample of the Python ways to score a stream: one call per sample on the first ``samples``
-    rows, micro-batches on up to ``20 * samples`` rows."""
+def python_paths(bundle: Bundle, table: pa.Table, samples: int, budget_s: float = 0.5) -> dict[str, float]:
+    """Median ns per sample of the Python ways to score a stream: one call per sample on up to the first
+    ``samples`` rows (each of 3 passes stops after ``budget_s`` seconds, and at least 64 samples), micro-batches on
+    up to ``20 * samples`` rows."""
     from engine.features import FeatureStream
     from engine.stream_scorer import StreamScorer
 
@@ -101,37 +110,46 @@ def python_paths(bundle: Bundle, table: pa.Table, samples: int) -> dict[str, flo
     all_values = np.column_stack([table.column(name).to_numpy() for name in SENSORS])
     all_statuses = table.column("machine_status").to_numpy()
     ids, stamps, values, statuses = (a[:samples] for a in (all_ids, all_stamps, all_values, all_statuses))
+    budget_ns = budget_s * 1e9
 
-    def per_sample(make_run, n: int = samples) -> float:
+    def per_sample(make_call) -> float:
+        """``make_call()`` gives a function of the sample index; passes of 64 samples until the budget is spent."""
         times = []
         for _ in range(3):
-            run = make_run()
+            call = make_call()
+            done = 0
             started = time.perf_counter_ns()
-            run()
-            times.append((time.perf_counter_ns() - started) / min(n, len(all_ids)))
+            while done < len(ids) and (done == 0 or time.perf_counter_ns() - started < budget_ns):
+                for i in range(done, min(done + 64, len(ids))):
+                    call(i)
+                done = min(done + 64, len(ids))
+            times.append((time.perf_counter_ns() - started) / done)
         return float(np.median(times))
 
     def stream_update():
         stream = FeatureStream()
-        return lambda: [stream.update(int(ids[i]), int(stamps[i]), values[i]) for i in range(len(ids))]
+        return lambda i: stream.update(int(ids[i]), int(stamps[i]), values[i])
 
     def scorer_score(backend):
-        def make_run():
+        def make_call():
             scorer = StreamScorer(bundle, backend=backend)
-            return lambda: [
-                scorer.score(int(ids[i]), int(stamps[i]), values[i], int(statuses[i])) for i in range(len(ids))
-            ]
+            return lambda i: scorer.score(int(ids[i]), int(stamps[i]), values[i], int(statuses[i]))
 
-        return make_run
+        return make_call
 
-    def scorer_batch():
-        scorer = StreamScorer(bundle)
-        return lambda: scorer.score_batch(all_ids, all_stamps, all_values, all_statuses)
+    def score_batch() -> float:
+        times = []
+        for _ in range(3):
+            scorer = StreamScorer(bundle)
+            started = time.perf_counter_ns()
+            scorer.score_batch(all_ids, all_stamps, all_values, all_statuses)
+            times.append((time.perf_counter_ns() - started) / len(all_ids))
+        return float(np.median(times))
 
     return {
         "FeatureStream.update (Numba, per sample)": per_sample(stream_update),
         "StreamScorer.score, backend c (per sample)": per_sample(scorer_score("c")),
-        "StreamScorer.score_batch, backend c (one batch)": per_sample(scorer_batch, 20 * samples),
+        "StreamScorer.score_batch, backend c (one batch)": score_batch(),
         "StreamScorer.score, backend python (per sample)": per_sample(scorer_score("python")),
     }
 
@@ -160,6 +178,14 @@ def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path
     return out_path, diff
 
 
+def build_edge_sources(bundle_path, folder: Path, *, progress: Callable[[str], None] = print) -> Bundle:
+    """The first half of :func:`edge_report`: export and build the C library (with the example program and the
+    benchmark) into ``folder/src`` and into the bundle; returns the bundle reloaded."""
+    from compile.bundle_edge import build_edge
+
+    return build_edge(bundle_path, directory=folder / "src", targets=("all", "iotengine_bench"), progress=progress)
+
+
 def edge_report(
     bundle_path,
     folder: Path,
@@ -169,14 +195,14 @@ def edge_report(
     min_samples: int = 200_000,
     python_samples: int = 2_000,
     progress: Callable[[str], None] = print,
+    built: bool = False,
 ) -> list[Path]:
     """Export and build the chosen models' C library into ``folder/src`` (and into the bundle, which
-    :class:`engine.stream_scorer.StreamScorer` loads it from), check it and time it."""
-    from compile.bundle_edge import build_edge
-
+    :class:`engine.stream_scorer.StreamScorer` loads it from), check it and time it. With ``built``,
+    :func:`build_edge_sources` has already built it there."""
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "src"
-    bundle = build_edge(bundle_path, directory=source, targets=("all", "iotengine_bench"), progress=progress)
+    bundle = Bundle.load(bundle_path) if built else build_edge_sources(bundle_path, folder, progress=progress)
     section = bundle.manifest["edge"]
     sizes = library_sizes(source, tuple(section["library_sources"]))
     example_path, example_diff = example_check(bundle, source, kaggle.slice(0, 2_000), folder)

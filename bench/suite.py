@@ -257,7 +257,7 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
             unavailable["lleaves"] = failures[0]
             progress(f"  lleaves unavailable: {failures[0]}")
             python = None
-    for name, (booster, kind) in models.items():
+    for name, (booster, _kind) in models.items():
         artifacts = built[name]
         if name in TASK_BY_NAME:
             task_libraries[name] = artifacts.native["native"]

@@ -36,6 +36,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,6 +80,16 @@ class _DropKnownRecords(logging.Filter):
 def third_party_output() -> Iterator[Captured]:
     """Capture file descriptors 1 and 2, Python's ``sys.stdout`` and ``sys.stderr`` (which may not be those
     descriptors, e.g. under pytest), and known notices logged to the root logger, for the block."""
+    with _ONE_AT_A_TIME:
+        yield from _captured()
+
+
+# File descriptors and sys.stdout belong to the process: two threads capturing at once would restore each other's
+# sinks. Output that other threads print meanwhile is captured too, and re-emitted with the kept lines.
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _captured() -> Iterator[Captured]:
     captured = Captured()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

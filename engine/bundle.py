@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import platform
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -187,19 +188,20 @@ class Bundle:
             **(extra or {}),
             "files": files,
         }
-        (path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        _write_manifest(path, manifest)
         return cls.load(path)
 
     def add_files(self, files: dict[str, bytes], section: str | None = None, entry: object = None) -> Bundle:
         """Add files (relative path -> bytes) to the bundle, and optionally a manifest section; returns it reloaded."""
-        manifest = json.loads((self.path / MANIFEST).read_text())
-        for relative, data in files.items():
-            target = self.path / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            manifest["files"][relative] = _write_file(target, data)
-        if section is not None:
-            manifest[section] = entry
-        (self.path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        with _MANIFEST_LOCK:  # build steps of one bundle may run side by side (engine.pipeline)
+            manifest = json.loads((self.path / MANIFEST).read_text())
+            for relative, data in files.items():
+                target = self.path / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                manifest["files"][relative] = _write_file(target, data)
+            if section is not None:
+                manifest[section] = entry
+            _write_manifest(self.path, manifest)
         return Bundle.load(self.path)
 
     # --- reading
@@ -408,6 +410,16 @@ def _task_entry(task, model: TaskModel, relative: str) -> dict:
     if task.kind == "multiclass":
         entry["class_indices"] = [int(c) for c in classes]
     return entry
+
+
+_MANIFEST_LOCK = threading.Lock()
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    """``bundle.json`` replaced in one step, so a reader never sees half of it."""
+    temporary = folder / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=1) + "\n")
+    temporary.replace(folder / MANIFEST)
 
 
 def _write_file(path: Path, data: bytes) -> str:

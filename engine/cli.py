@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,11 +29,9 @@ from tqdm import tqdm
 from compile.errors import CompileError
 from engine import __version__
 from engine.data import TelemetryError, load_telemetry_with_report, save_telemetry, write_kaggle_csv
+from engine.pipeline import FLEET_INTERVAL_S, RUN_ROWS
 
 __all__ = ["main"]
-
-FLEET_INTERVAL_S = 300
-RUN_ROWS = 20_000  # the whole run in about six minutes on 2 cores; --rows 100000 takes about fourteen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -181,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     stream.set_defaults(command=_cmd_stream)
 
     run = commands.add_parser(
-        "run", help="the main job: data, EDA, features, training, compilation, benchmarks, C library, streaming"
+        "run",
+        help="the main job: data, EDA, features, training, compilation, benchmarks, C library, scoring, streaming",
     )
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
     run.add_argument(
@@ -247,16 +246,6 @@ def _cmd_eda(args) -> int:
     result = run_eda(table, args.out, title=args.title or f"Telemetry: {args.data.name}")
     print(f"wrote {', '.join(str(p) for p in result.files)}")
     return 0
-
-
-def _write_features(table, path: Path, utc_offset_minutes: int = 0) -> Path:
-    import pyarrow.parquet as pq
-
-    from engine.features import features_table
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(features_table(table, utc_offset_minutes=utc_offset_minutes), path, compression="zstd")
-    return path
 
 
 def _cmd_train(args) -> int:
@@ -334,10 +323,12 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_features(args) -> int:
+    from engine.pipeline import write_features
+
     started = time.perf_counter()
     table, report = load_telemetry_with_report(args.data)
     print(report)
-    path = _write_features(table, args.out, args.utc_offset_minutes)
+    path = write_features(table, args.out, args.utc_offset_minutes)
     print(f"wrote 67 features of {table.num_rows:,} rows to {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -474,289 +465,13 @@ class _StopOnSignal:
         return False
 
 
-class _Stages:
-    """One progress bar over the stages of a job, with a line per finished stage."""
-
-    def __init__(self, total: int):
-        # In logs (no terminal) the per-stage lines are the progress; a redrawn bar would only add noise.
-        self._bar = tqdm(
-            total=total,
-            unit="stage",
-            leave=False,
-            file=sys.stderr,
-            bar_format="{desc} [{n_fmt}/{total_fmt}] {elapsed}",
-            disable=not sys.stderr.isatty(),
-        )
-        self.done: list[tuple[str, float]] = []
-
-    def run(self, name: str, work: Callable[[], object]):
-        self._bar.set_description_str(name)
-        started = time.perf_counter()
-        result = work()
-        seconds = time.perf_counter() - started
-        self.done.append((name, seconds))
-        self._bar.update(1)
-        tqdm.write(f"[{len(self.done)}/{self._bar.total}] {name}: {seconds:.1f} s", file=sys.stderr)
-        return result
-
-    def close(self) -> None:
-        self._bar.close()
-
-
-def _progress_line(text: str) -> None:
-    tqdm.write(text, file=sys.stderr)
-
-
 def _cmd_run(args) -> int:
-    from compile.bundle_native import compile_bundle
-    from engine.eda import run_eda
-    from engine.replay import format_fraction
-    from engine.synth import generate
-    from engine.tasks import TASK_BY_NAME
-    from engine.train_report import train
-    from engine.zoo import candidates
+    from engine.pipeline import run_pipeline
 
-    families = len(candidates("binary"))
-
-    out: Path = args.out
-    data_dir = out / "data"
-    stages = _Stages(total=12)
-    try:
-        if args.data is not None:
-            kaggle, report = stages.run(f"load {args.data}", lambda: load_telemetry_with_report(args.data))
-            tqdm.write(str(report), file=sys.stderr)
-            kaggle_title = f"Kaggle data: {args.data.name}"
-        else:
-            kaggle = stages.run(
-                f"generate kaggle-mode data ({args.rows:,} rows)",
-                lambda: generate(args.rows, mode="kaggle", seed=args.seed),
-            )
-            kaggle_title = "Kaggle-mode synthetic data"
-        fleet = stages.run(
-            f"generate fleet-mode data ({args.rows:,} rows)",
-            # One sample per machine every 5 minutes: 100k rows span a week, long enough for machines to
-            # degrade, fail and be repaired (at one a minute the same rows cover 33 hours and hold no failure).
-            lambda: generate(args.rows, mode="fleet", seed=args.seed, interval_s=FLEET_INTERVAL_S),
-        )
-        kaggle_path = save_telemetry(kaggle, data_dir / "kaggle.parquet")
-        fleet_path = save_telemetry(fleet, data_dir / "fleet.parquet")
-        kaggle_eda = stages.run(
-            "EDA of kaggle data", lambda: run_eda(kaggle, out / "eda" / "kaggle", title=kaggle_title)
-        )
-        feature_paths = {
-            name: stages.run(
-                f"67 features of {name} data",
-                lambda table=table, name=name: _write_features(table, out / "features" / f"{name}.parquet"),
-            )
-            for name, table in (("kaggle", kaggle), ("fleet", fleet))
-        }
-        fleet_eda = stages.run(
-            "EDA of fleet data",
-            lambda: run_eda(fleet, out / "eda" / "fleet", title="Fleet-mode synthetic data"),
-        )
-        training = stages.run(
-            f"train five tasks, {families} models each, 3-fold CV ({kaggle.num_rows:,} rows)",
-            lambda: train(
-                kaggle, out / "train", fleet=fleet, holdout=args.holdout, seed=args.seed, progress=_progress_line
-            ),
-        )
-        compiled = stages.run(
-            "compile tree models to native libraries (treelite + tl2cgen + gcc)",
-            lambda: compile_bundle(training.bundle.path, progress=_progress_line),
-        )
-        compiled, drift_path = stages.run(
-            "export LightGBM models to ONNX fp32 and int8; drift on held-out data",
-            lambda: _export_onnx_with_drift(training.bundle.path, out / "onnx", args.rows, args.seed),
-        )
-        bench_files = stages.run(
-            "quick model benchmarks: LightGBM, native, C, uint8, ONNX fp32/int8, lleaves",
-            lambda: _quick_bench(training.bundle.path, out / "bench"),
-        )
-        edge_files = stages.run(
-            "C edge library: export, build with gcc, check the example, time iot_features/iot_score",
-            lambda: _edge_stage(training.bundle.path, out / "edge", fleet, kaggle),
-        )
-        stream_files = stages.run(
-            "streaming replay: fleet bundle, new fleet telemetry through the C library, alerts, checkpoint",
-            lambda: _stream_stage(out / "stream", args.seed),
-        )
-    finally:
-        stages.close()
-
-    report_path = out / "REPORT.md"
-    lines = [
-        "# iotengine run",
-        "",
-        "| stage | seconds |",
-        "| --- | --- |",
-        *(f"| {name} | {seconds:.1f} |" for name, seconds in stages.done),
-        "",
-        "## Data",
-        "",
-        *(
-            f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)}) ({table.num_rows:,} rows)"
-            for name, path, table in (("kaggle", kaggle_path, kaggle), ("fleet", fleet_path, fleet))
-        ),
-        "",
-        "## Exploratory analysis",
-        "",
-    ]
-    for name, eda in (("kaggle", kaggle_eda), ("fleet", fleet_eda)):
-        lines.append(f"- {name}: " + ", ".join(f"[{p.name}]({p.relative_to(out)})" for p in eda.files))
-    lines += ["", "## Features", "", "The 67 features (spec order), with machine ids, timestamps and labels:", ""]
-    lines += [f"- {name}: [{p.relative_to(out)}]({p.relative_to(out)})" for name, p in feature_paths.items()]
-    lines += ["", "## Training", ""]
-    lines += [
-        f"Five tasks, {families} models each, 3-fold CV on the kaggle data; Bayes ceilings, feature reduction, "
-        "the LightGBM autoencoder and raw-vs-all-features on fleet data. "
-        "Full report: [train/TRAINING.md](train/TRAINING.md); "
-        "bundle: [train/bundle/bundle.json](train/bundle/bundle.json).",
-        "",
-        "| task | chosen model | score | Bayes ceiling | threshold |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for task_name, family in training.best.items():
-        metric = TASK_BY_NAME[task_name].score
-        threshold = training.thresholds.get(task_name)
-        lines.append(
-            f"| {task_name} | {family} | {metric} {training.results[task_name][family].mean(metric):.4f} "
-            f"| {training.ceilings[task_name][metric]:.4f} | {'' if threshold is None else f'{threshold:.4f}'} |"
-        )
-    lines += ["", *(f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in training.files)]
-    lines += [
-        "",
-        "## Native libraries",
-        "",
-        "| set | task | family | trees | library | bytes |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for set_name, tasks in compiled.manifest["native"].items():
-        for task_name, entry in tasks.items():
-            library = compiled.path / entry["library"]
-            relative = library.relative_to(out)
-            lines.append(
-                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | [{relative}]({relative}) "
-                f"| {library.stat().st_size:,} |"
-            )
-    lines += [
-        "",
-        "## ONNX",
-        "",
-        "Each task's LightGBM model as ONNX fp32 (onnxmltools) and int8 (GEMM form quantized by onnxruntime), "
-        f"scored against LightGBM on {HELD_OUT_NAME}: [{drift_path.relative_to(out)}]({drift_path.relative_to(out)})",
-        "",
-        drift_path.with_suffix(".md").read_text(),
-    ]
-    lines += [
-        "",
-        "## Model benchmarks (quick)",
-        "",
-        "Every runtime side by side on the bundle's LightGBM models and a standard 500-tree model: "
-        + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in bench_files),
-        "",
-    ]
-    edge = json.loads(edge_files[1].read_text())
-    timing = edge["c_bench"]
-    lines += [
-        "## C edge library",
-        "",
-        "The chosen models and the 67 features as dependency-free C99 (`iotengine.h`): "
-        + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in edge_files)
-        + ", sources in [edge/src/](edge/src/).",
-        "",
-        f"- `iot_state` {timing['state_bytes']} bytes per machine; library text "
-        f"{edge['sizes_O2']['total']['text']:,} bytes (gcc -O2).",
-        f"- Per sample in C: `iot_features` {timing['features_ns_median']:,.0f} ns, `iot_score` (five tasks) "
-        f"{timing['score_ns_median']:,.0f} ns, `iot_score_many` {timing['score_many_ns_median']:,.0f} ns "
-        f"(medians, {timing['samples']:,} samples).",
-        f"- The example program's scores differ from `bundle.predict` by at most {edge['example_max_abs_diff']:.1e}.",
-        "",
-    ]
-    summary = json.loads(stream_files[1].read_text())
-    lines += [
-        "## Streaming",
-        "",
-        f"{summary['session_samples']:,} samples of new fleet telemetry ({summary['machines']} machines) replayed "
-        f"through `StreamScorer` and the C library of a fleet-trained bundle at {summary['samples_per_second']:,.0f} "
-        f"samples/s, with alerts and a checkpoint: "
-        + ", ".join(f"[{p.relative_to(out)}]({p.relative_to(out)})" for p in stream_files)
-        + ".",
-        "",
-        "| task | alerts | labelled episodes | episodes alerted | precision | recall |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *(
-            f"| {q['task']} | {q['alerts']} | {q['episodes']} | {q['episodes_alerted']} | "
-            f"{format_fraction(q['precision'])} | {format_fraction(q['recall'])} |"
-            for q in summary["quality"]
-        ),
-        "",
-        f"Latency per sample p50 {summary['latency_us'].get('p50', float('nan')):,.0f} µs, "
-        f"p99 {summary['latency_us'].get('p99', float('nan')):,.0f} µs (a tick of {summary['machines']} samples "
-        f"per call); late samples {summary['late']:,}, missing sensor values {sum(summary['missing'].values()):,}.",
-        "",
-        f"![streaming replay]({stream_files[-1].relative_to(out)})",
-        "",
-    ]
-    report_path.write_text("\n".join(lines) + "\n")
-    print(f"wrote {report_path}")
+    started = time.perf_counter()
+    report = run_pipeline(args.out, rows=args.rows, seed=args.seed, data=args.data, holdout=args.holdout)
+    print(f"wrote {report} in {time.perf_counter() - started:.0f} s (details in {report.parent / 'run.log'})")
     return 0
-
-
-def _stream_stage(folder: Path, seed: int) -> list[Path]:
-    from engine.stream_report import stream_report
-
-    return stream_report(folder, seed=seed, progress=_progress_line)
-
-
-def _edge_stage(bundle_path: Path, folder: Path, fleet, kaggle) -> list[Path]:
-    from bench.edge import edge_report
-
-    return edge_report(bundle_path, folder, fleet, kaggle, progress=_progress_line)
-
-
-def _quick_bench(bundle_path: Path, folder: Path) -> list[Path]:
-    from bench.report import write_report
-    from bench.suite import run_suite
-
-    document = run_suite(bundle_path, folder, quick=True, progress=_progress_line)
-    return [*write_report(document, folder), folder / "results.json"]
-
-
-HELD_OUT_NAME = "kaggle-mode rows generated with seed + 1 (not trained on)"
-
-
-def _export_onnx_with_drift(bundle_path: Path, folder: Path, rows: int, seed: int):
-    """ONNX exports of the bundle, and a CSV + Markdown table of their drift from LightGBM on new rows."""
-    import csv
-
-    from compile.bundle_onnx import export_onnx, onnx_drift
-    from engine.synth import generate
-    from engine.tasks import inputs_and_targets
-
-    bundle = export_onnx(bundle_path, progress=_progress_line)
-    X, y = inputs_and_targets(generate(max(rows // 5, 2_000), mode="kaggle", seed=seed + 1))
-    drift = onnx_drift(bundle, X, y, "lightgbm")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "onnx_drift.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(drift[0]))
-        writer.writeheader()
-        writer.writerows(drift)
-    section = bundle.manifest["onnx"]["lightgbm"]
-    table = [
-        "| task | score | LightGBM | ONNX fp32 | ONNX int8 | max abs diff fp32 | max abs diff int8 "
-        "| fp32 bytes | int8 bytes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in drift:
-        entry = section[row["task"]]
-        table.append(
-            f"| {row['task']} | {row['score']} | {row['lightgbm']:.4f} | {row['fp32']:.4f} | {row['int8']:.4f} "
-            f"| {row['fp32_max_abs_diff']:.2e} | {row['int8_max_abs_diff']:.2e} "
-            f"| {entry['fp32_bytes']:,} | {entry['int8_bytes']:,} |"
-        )
-    path.with_suffix(".md").write_text("\n".join(table) + "\n")
-    return bundle, path
 
 
 if __name__ == "__main__":

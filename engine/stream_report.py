@@ -31,7 +31,7 @@ from engine.replay import Replay, ReplayOptions, StreamSummary, fleet_source, fo
 from engine.stream_bundle import train_stream_bundle
 from engine.synth import generate
 
-__all__ = ["stream_report"]
+__all__ = ["prepare_stream_bundle", "stream_report"]
 
 TRAIN_MACHINES = 150
 TRAIN_STEPS = 600  # 50 hours at 5 minutes: each machine has a fair chance to degrade and fail
@@ -39,9 +39,9 @@ REPLAY_ROWS = 20_000
 INTERVAL_S = 300
 
 
-def stream_report(folder, *, seed: int = 0, progress: Callable[[str], None] = print) -> list[Path]:
-    """Train the fleet bundle, replay new fleet telemetry through it in C, and write the report; returns the
-    files written (STREAM.md first)."""
+def prepare_stream_bundle(folder, *, seed: int = 0, progress: Callable[[str], None] = print):
+    """The first half of :func:`stream_report`: train the fleet bundle into ``folder/bundle`` and build its C
+    library; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     training = generate(
@@ -49,7 +49,15 @@ def stream_report(folder, *, seed: int = 0, progress: Callable[[str], None] = pr
     )
     progress(f"  fleet bundle: LightGBM on {training.num_rows:,} fleet samples ({TRAIN_MACHINES} machines)")
     train_stream_bundle(training, folder / "bundle", seed=seed, progress=progress)
-    bundle = build_edge(folder / "bundle", progress=progress)
+    return build_edge(folder / "bundle", progress=progress)
+
+
+def stream_report(folder, *, seed: int = 0, progress: Callable[[str], None] = print, bundle=None) -> list[Path]:
+    """Train the fleet bundle (unless ``bundle``, from :func:`prepare_stream_bundle`, is given), replay new fleet
+    telemetry through it in C, and write the report; returns the files written (STREAM.md first)."""
+    folder = Path(folder)
+    if bundle is None:
+        bundle = prepare_stream_bundle(folder, seed=seed, progress=progress)
     source = fleet_source(REPLAY_ROWS, seed=seed + 2, interval_s=INTERVAL_S)
     state = folder / "state.json"
     state.unlink(missing_ok=True)  # a new run replays from the start
