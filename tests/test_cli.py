@@ -48,7 +48,25 @@ def test_eda_command(real_sample_path, tmp_path, capsys):
 
 def test_run_writes_data_eda_and_report(tmp_path):
     out = tmp_path / "artifacts"
-    assert main(["run", "--out", str(out), "--rows", "3000"]) == 0
+    # As a user runs it: the console gets one line per stage and the closing line, nothing from the libraries.
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", "--out", str(out), "--rows", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    stage_lines = done.stderr.splitlines()
+    assert len(stage_lines) == 13, stage_lines
+    for k, line in enumerate(stage_lines, start=1):
+        assert re.fullmatch(rf"\[{k}/13\] [^:]+: .+, \d+\.\d s", line), line
+    assert done.stdout.splitlines() == [
+        f"wrote {out / 'REPORT.md'} in {done.stdout.split(' in ')[1].split()[0]} s (details in {out / 'run.log'})"
+    ]
+    log = (out / "run.log").read_text()
+    assert "== [8/13] build" in log and "native chosen/anomaly_flag" in log  # the details went to the log
+    for noise in ("Treelite version", "Parallel compilation enabled", "pre-processing before quantization"):
+        assert noise not in done.stdout + done.stderr + log, noise
     report = (out / "REPORT.md").read_text()
     for relative in (
         "data/kaggle.parquet",
@@ -61,6 +79,9 @@ def test_run_writes_data_eda_and_report(tmp_path):
         "train/model_comparison.png",
         "train/ceilings.csv",
         "onnx/onnx_drift.csv",
+        "score/SCORE.md",
+        "score/scores_c.parquet",
+        "run.log",
         "stream/STREAM.md",
         "stream/stream.png",
         "stream/alerts.csv",
@@ -72,7 +93,9 @@ def test_run_writes_data_eda_and_report(tmp_path):
     assert len(links) > 20
     for relative in links:
         assert (out / relative).stat().st_size > 0, relative
-    assert "## ONNX" in report and "| predicted_remaining_life | r2 |" in report
+    assert "## ONNX" in report and "| lightgbm | predicted_remaining_life | lightgbm | r2 |" in report
+    assert "| chosen | anomaly_flag |" in report  # every chosen model has an ONNX export
+    assert "## Batch scoring" in report and "| c |" in report
     stream = (out / "stream" / "STREAM.md").read_text()
     for relative in re.findall(r"\]\(([^)]+)\)", stream):
         assert (out / "stream" / relative).stat().st_size > 0, relative
