@@ -36,7 +36,15 @@ from tqdm import tqdm
 
 from engine.data import FAILURE_TYPES, SENSORS, load_telemetry
 
-__all__ = ["COMPARED_BACKENDS", "OUTPUT_SUFFIXES", "backend_comparison", "predict_with_c", "score_file", "scores_table"]
+__all__ = [
+    "COMPARED_BACKENDS",
+    "OUTPUT_SUFFIXES",
+    "backend_comparison",
+    "comparison_table",
+    "predict_with_c",
+    "score_file",
+    "scores_table",
+]
 
 OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv")
 CHUNK_ROWS = 65_536
@@ -217,15 +225,24 @@ def _comparison_markdown(rows: list[dict], samples: int) -> str:
         "difference of any probability or remaining-life hour, and the decisions (at the bundle's thresholds, and "
         "the most probable failure type) that changed. Each time includes reading the file and the features.",
         "",
+        *comparison_table(rows, prefix=""),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_table(rows: list[dict], prefix: str) -> list[str]:
+    """The Markdown table of :func:`backend_comparison`'s rows; score files are linked as ``prefix + name``."""
+    lines = [
         "| backend | seconds | rows/s | max abs diff | decisions changed | scores |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         if row["seconds"] is None:
             lines.append(f"| {row['backend']} | unavailable: {row['unavailable']} | | | | |")
-        else:
-            lines.append(
-                f"| {row['backend']} | {row['seconds']:.2f} | {row['rows_per_second']:,.0f} | "
-                f"{row['max_abs_diff']:.2e} | {row['decisions_changed']:,} | [{row['file']}]({row['file']}) |"
-            )
-    return "\n".join(lines) + "\n"
+            continue
+        link = f"[{prefix}{row['file']}]({prefix}{row['file']})"
+        lines.append(
+            f"| {row['backend']} | {row['seconds']:.2f} | {row['rows_per_second']:,.0f} | "
+            f"{row['max_abs_diff']:.2e} | {row['decisions_changed']:,} | {link} |"
+        )
+    return lines

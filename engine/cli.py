@@ -29,6 +29,7 @@ from tqdm import tqdm
 from compile.errors import CompileError
 from engine import __version__
 from engine.data import TelemetryError, load_telemetry_with_report, save_telemetry, write_kaggle_csv
+from engine.optional import MissingExtraError
 from engine.pipeline import FLEET_INTERVAL_S, RUN_ROWS
 
 __all__ = ["main"]
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (TelemetryError, ValueError, OSError, CompileError) as exc:
+    except (TelemetryError, ValueError, OSError, CompileError, MissingExtraError) as exc:
         print(f"iotengine: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

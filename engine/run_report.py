@@ -15,6 +15,7 @@ def _link(path: Path, out: Path, text: str | None = None) -> str:
 
 def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) -> Path:
     """Write ``out/REPORT.md`` from the stages' times and results (engine.pipeline); returns its path."""
+    from engine.batch_score import comparison_table
     from engine.replay import format_fraction
     from engine.tasks import TASK_BY_NAME
 
@@ -117,19 +118,9 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         f"`iotengine score` of {results['held_out_name']} with every backend: {_link(score['markdown'], out)}, "
         f"{_link(score['csv'], out)}.",
         "",
-        "| backend | seconds | rows/s | max abs diff | decisions changed | scores |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *comparison_table(score["rows"], prefix=f"{score['markdown'].parent.relative_to(out)}/"),
+        "",
     ]
-    for row in score["rows"]:
-        if row["seconds"] is None:
-            lines.append(f"| {row['backend']} | unavailable: {row['unavailable']} | | | | |")
-        else:
-            lines.append(
-                f"| {row['backend']} | {row['seconds']:.2f} | {row['rows_per_second']:,.0f} | "
-                f"{row['max_abs_diff']:.2e} | {row['decisions_changed']:,} | "
-                f"{_link(score['markdown'].parent / row['file'], out)} |"
-            )
-    lines.append("")
     stream_files = results["stream"]
     summary = json.loads(stream_files[1].read_text())
     lines += [

@@ -14,7 +14,7 @@ Examples
 4
 >>> stages.done[0][0]
 'add'
->>> open(log).read().splitlines()[-2:]
+>>> open(log).read().splitlines()[:2]
 ['== [1/1] add', 'noise']
 """
 
@@ -73,13 +73,15 @@ class Stages:
         index = len(self.done) + 1
         self._bar.set_description_str(name)
         self._log.write(f"== [{index}/{self.total}] {name}\n")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         with _into(self._log), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
             result = work()
         for warning in caught:
             self._log.write(f"warning: {warning.category.__name__}: {warning.message}\n")
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu
+        self._log.write(f"== {seconds:.1f} s, {cpu:.1f} s of CPU ({cpu / max(seconds, 1e-9):.2f} cores)\n")
         self.done.append((name, seconds))
         self._bar.update(1)
         parts = [summary(result)] if summary is not None else []
@@ -88,6 +90,12 @@ class Stages:
         parts.append(f"{seconds:.1f} s")
         tqdm.write(f"[{index}/{self.total}] {name}: {', '.join(parts)}", file=self._console)
         return result
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (compilers, benchmark drivers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 class _into:
