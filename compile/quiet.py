@@ -86,7 +86,7 @@ def third_party_output() -> Iterator[Captured]:
 
 # File descriptors and sys.stdout belong to the process: two threads capturing at once would restore each other's
 # sinks. Output that other threads print meanwhile is captured too, and re-emitted with the kept lines.
-_ONE_AT_A_TIME = threading.Lock()
+_ONE_AT_A_TIME = threading.RLock()  # re-entrant: a capture may nest in one thread
 
 
 def _captured() -> Iterator[Captured]:

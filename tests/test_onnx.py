@@ -139,9 +139,12 @@ def test_bundle_onnx_backends(compiled, fleet_inputs):
         assert np.median(np.abs(fp32[name] - own[name])) < 1e-6, name
         assert np.median(np.abs(int8[name] - own[name])) < 1e-2, name
     assert np.mean(fp32["failure_type"] == own["failure_type"]) > 0.99
-    # The chosen anomaly model is a random forest, which has no ONNX export: refused by name, not skipped.
-    with pytest.raises(BundleError, match=r"anomaly_flag \(random_forest\).*models='lightgbm'"):
+    # The chosen failure-type model is a HistGradientBoosting with a categorical split, which skl2onnx cannot
+    # convert, and the chosen forests have no int8 form: refused by name and reason, not skipped.
+    with pytest.raises(BundleError, match=r"failure_type \(hist_gradient_boosting: skl2onnx cannot convert"):
         bundle.predict_inputs(X, backend="onnx")
+    with pytest.raises(BundleError, match=r"anomaly_flag \(random_forest\).*try models='lightgbm'"):
+        bundle.predict_inputs(X, backend="onnx-int8")
 
 
 def test_single_row_and_batch_agree(compiled, fleet_inputs):
