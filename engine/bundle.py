@@ -372,7 +372,8 @@ class Bundle:
 def _sklearn_onnx_exports(models: dict[str, TaskModel]) -> tuple[dict[str, bytes], dict[str, dict]]:
     """skl2onnx's fp32 export of every chosen scikit-learn model, made now: the bundle keeps no estimator to
     export later. Returns the files and, per task, the file and its size or why there is none."""
-    from compile.sklearn_onnx import SklearnOnnxUnavailable, register_indicator_columns, sklearn_onnx
+    from compile.errors import CompileError
+    from compile.sklearn_onnx import register_indicator_columns, sklearn_onnx
     from engine.tasks import STATUS_COLUMN
     from engine.zoo import StatusOneHot
 
@@ -385,7 +386,7 @@ def _sklearn_onnx_exports(models: dict[str, TaskModel]) -> tuple[dict[str, bytes
         width = len(INPUT_COLUMNS) if model.columns is None else len(model.columns)
         try:
             data = sklearn_onnx(model.estimator, width).SerializeToString()
-        except SklearnOnnxUnavailable as exc:
+        except CompileError as exc:  # SklearnOnnxUnavailable, or skl2onnx failing: the bundle says why
             section[name] = {"unavailable": str(exc)}
             continue
         relative = f"onnx/chosen/{name}.fp32.onnx"

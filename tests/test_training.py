@@ -242,8 +242,14 @@ def test_bundle_round_trips_every_family(tmp_path, task_name, families):
             proba[:, model.classes_] = model.predict_proba(X)
             assert np.allclose(predicted["failure_type_proba"], proba, rtol=1e-12, atol=1e-12), family
             assert list(predicted[task_name]) == [task.classes[k] for k in proba.argmax(axis=1)]
-        files = list(loaded.files)
-        assert len(files) == 1 and not files[0].endswith(".pkl")
+        # The model in its own format, and (scikit-learn models skl2onnx converts) its ONNX export; no pickle.
+        exported = family not in ("lightgbm", "hist_gradient_boosting", "mean")
+        expected = {loaded.manifest["tasks"][task_name]["file"]}
+        expected |= {f"onnx/chosen/{task_name}.fp32.onnx"} if exported else set()
+        assert set(loaded.files) == expected, family
+        assert ("unavailable" in loaded.manifest["sklearn_onnx"].get(task_name, {})) == (
+            family in ("hist_gradient_boosting", "mean")
+        ), family
 
 
 def test_trained_bundle_predicts_every_task(trained, kaggle):
