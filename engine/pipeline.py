@@ -125,7 +125,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             _score_summary,
         )
         results["stream"] = stages.run(
-            "streaming replay: fleet bundle, new fleet telemetry through the C library, alerts, checkpoint",
+            "streaming replay: new fleet telemetry through the fleet bundle's C library, alerts, checkpoint",
             lambda: _stream_stage(out / "stream", seed, built["stream_bundle"]),
             _stream_summary,
         )
