@@ -46,10 +46,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
     results: dict[str, object] = {}
     with Stages(total=STAGES, log_path=out / "run.log") as stages:
         if data is not None:
-            kaggle, report = stages.run(
-                f"load {data}", lambda: load_telemetry_with_report(data), lambda r: f"{r[0].num_rows:,} rows"
-            )
-            _progress_line(str(report))
+            kaggle = stages.run(f"load {data}", lambda: _load_and_log(data), _rows_and_machines)
             kaggle_title = f"Kaggle data: {Path(data).name}"
         else:
             kaggle = stages.run(
@@ -140,6 +137,12 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
     if broken:
         raise FileNotFoundError(f"{report_path}: links to missing files: {', '.join(broken)}")
     return report_path
+
+
+def _load_and_log(path) -> pa.Table:
+    table, report = load_telemetry_with_report(path)
+    _progress_line(str(report))  # the load report (missing values per sensor) goes to run.log
+    return table
 
 
 def write_features(table, path: Path, utc_offset_minutes: int = 0) -> Path:

@@ -99,7 +99,8 @@ def _cpu_seconds() -> float:
 
 
 class _into:
-    """File descriptors 1 and 2 redirected to an open file for the block."""
+    """File descriptors 1 and 2, and Python's ``sys.stdout`` and ``sys.stderr`` (which need not be those
+    descriptors, e.g. in a notebook or under pytest), redirected to an open text file for the block."""
 
     def __init__(self, sink):
         self._sink = sink
@@ -109,13 +110,15 @@ class _into:
             stream.flush()
         self._sink.flush()
         self._saved = (os.dup(1), os.dup(2))
+        self._streams = (sys.stdout, sys.stderr)
         os.dup2(self._sink.fileno(), 1)
         os.dup2(self._sink.fileno(), 2)
+        sys.stdout = sys.stderr = self._sink
         return self
 
     def __exit__(self, *exc):
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+        self._sink.flush()
+        sys.stdout, sys.stderr = self._streams
         os.dup2(self._saved[0], 1)
         os.dup2(self._saved[1], 2)
         for fd in self._saved:

@@ -108,9 +108,12 @@ def test_run_writes_data_eda_and_report(tmp_path):
     assert load_telemetry(out / "data" / "fleet.parquet").num_rows == 3000
 
 
-def test_run_on_a_real_csv(real_sample_path, tmp_path):
+def test_run_on_a_real_csv(real_sample_path, tmp_path, capfd):
     out = tmp_path / "real"
     assert main(["run", "--out", str(out), "--rows", "1000", "--data", str(real_sample_path)]) == 0
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 13 and lines[0].startswith(f"[1/13] load {real_sample_path}: 2,231 rows, 50 machines, ")
+    assert "missing" in (out / "run.log").read_text()  # the load report went to the log
     assert load_telemetry(out / "data" / "kaggle.parquet").num_rows == 2231
     assert "smart_manufacturing_sample.csv" in (out / "eda" / "kaggle" / "summary.md").read_text()
 
