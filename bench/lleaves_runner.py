@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -40,7 +41,12 @@ def main() -> None:
     started = time.perf_counter()
     cache = args.out / "lleaves_model.so" if args.cache_dir is None else _cache_path(args.model, args.cache_dir)
     cached = cache.is_file()
-    model.compile(cache=str(cache))
+    if cached:
+        model.compile(cache=str(cache))
+    else:  # compiled under a name of its own, then renamed: another process never loads half a file
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        model.compile(cache=str(partial))
+        os.replace(partial, cache)
     compile_s = time.perf_counter() - started
     if args.compile_only:
         return

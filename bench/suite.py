@@ -22,6 +22,7 @@ whose single call would take more than ``MAX_CALL_SECONDS`` at a batch size is r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import shutil
@@ -164,8 +165,11 @@ def _precompile_lleaves(python: Path, texts: dict[str, Path], work: Path):
         return None if done.returncode == 0 else f"lleaves failed on {name}: {done.stderr.strip()[-1000:]}"
 
     def compile_all():
+        distinct = {}  # identical models (e.g. of two tasks with the same labels) compile once
+        for name, text in texts.items():
+            distinct.setdefault(hashlib.sha256(text.read_bytes()).hexdigest(), (name, text))
         with ThreadPoolExecutor(max_workers=2) as pool:
-            return [failure for failure in pool.map(compile_one, texts.items()) if failure]
+            return [failure for failure in pool.map(compile_one, distinct.values()) if failure]
 
     return ThreadPoolExecutor(max_workers=1).submit(compile_all)
 

@@ -84,7 +84,7 @@ class Stages:
         self._log.write(f"== {seconds:.1f} s, {cpu:.1f} s of CPU ({cpu / max(seconds, 1e-9):.2f} cores)\n")
         self.done.append((name, seconds))
         self._bar.update(1)
-        parts = [summary(result)] if summary is not None else []
+        parts = [" ".join(summary(result).split())] if summary is not None else []  # one line, always
         if caught:
             parts.append(f"{len(caught)} warning{'s' * (len(caught) > 1)} in {self.log_path.name}")
         parts.append(f"{seconds:.1f} s")
