@@ -132,3 +132,37 @@ def _nodes(node):
     if "left_child" in node:
         yield from _nodes(node["left_child"])
         yield from _nodes(node["right_child"])
+
+
+def test_lleaves_cache_survives_two_runs_compiling_one_model_at_once(tmp_path):
+    # Two tasks with the same labels give identical models; their lleaves runs once raced on one cache file and
+    # one of them loaded half of it. Now each compiles under a name of its own and renames it into place.
+    import subprocess
+
+    from bench.lleaves_env import RUNNER, lleaves_python
+
+    python, reason = lleaves_python()
+    assert python is not None, reason
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(400, 4))
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "seed": int(rng.integers(1 << 30))},
+        lgb.Dataset(X, (X[:, 0] + X[:, 1] > 0).astype(int)),
+        60,
+    )
+    booster.save_model(str(tmp_path / "model.txt"))
+    np.save(tmp_path / "inputs.npy", X)
+    options = ["--cache-dir", str(tmp_path / "cache"), "--batches", "1", "--repeats", "1", "--single-rows", "5"]
+    model, inputs = str(tmp_path / "model.txt"), str(tmp_path / "inputs.npy")
+    runs = [
+        subprocess.Popen(
+            [str(python), str(RUNNER), model, inputs, str(tmp_path / f"out{k}"), *options],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    assert [run.wait(timeout=600) for run in runs] == [0, 0], [run.stderr.read()[-2000:] for run in runs]
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".so"]  # one object, no partial file left
+    for k in range(2):
+        assert np.abs(np.load(tmp_path / f"out{k}" / "predictions.npy") - booster.predict(X)).max() < 1e-12
