@@ -171,7 +171,10 @@ def _precompile_lleaves(python: Path, texts: dict[str, Path], work: Path):
         with ThreadPoolExecutor(max_workers=2) as pool:
             return [failure for failure in pool.map(compile_one, distinct.values()) if failure]
 
-    return ThreadPoolExecutor(max_workers=1).submit(compile_all)
+    background = ThreadPoolExecutor(max_workers=1)
+    future = background.submit(compile_all)
+    background.shutdown(wait=False)  # the thread ends with its work; the caller waits on the future
+    return future
 
 
 def _lleaves(python: Path, artifacts: ModelArtifacts, inputs: Path, config: SuiteConfig) -> dict:

@@ -124,7 +124,7 @@ def train(
     progress(f"train: {X.shape[0]:,} rows, 68 inputs, {folds}-fold CV of {len(TASKS)} tasks")
 
     with threadpool_limits(1):  # every fit on one thread, `workers` fits side by side (folds, models, tasks)
-        return _train(X, y, out, data, folds, seed, fleet, holdout, max(1, n_jobs), progress, seconds, timed)
+        return _train(X, y, out, folds, seed, fleet, holdout, max(1, n_jobs), progress, seconds, timed)
 
 
 def _same_labels(task, y, done) -> str | None:
@@ -136,7 +136,7 @@ def _same_labels(task, y, done) -> str | None:
     return None
 
 
-def _train(X, y, out, data, folds, seed, fleet, holdout, workers, progress, seconds, timed) -> TrainingRun:
+def _train(X, y, out, folds, seed, fleet, holdout, workers, progress, seconds, timed) -> TrainingRun:
     n_jobs = 1
     results: dict[str, dict[str, ModelResult]] = {}
     best: dict[str, str] = {}
