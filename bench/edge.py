@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from compile.errors import CompileError
-from engine.bundle import Bundle
-from engine.data import SENSORS, load_telemetry, write_kaggle_csv
+from engine.bundle.format import Bundle
+from engine.data.loading import SENSORS, load_telemetry, write_kaggle_csv
 
 __all__ = [
     "SAMPLE_DTYPE",
@@ -101,8 +101,8 @@ def python_paths(bundle: Bundle, table: pa.Table, samples: int, budget_s: float 
     """Median ns per sample of the Python ways to score a stream: one call per sample on up to the first
     ``samples`` rows (each of 3 passes stops after ``budget_s`` seconds, and at least 64 samples), micro-batches on
     up to ``20 * samples`` rows."""
-    from engine.features import FeatureStream
-    from engine.stream_scorer import StreamScorer
+    from engine.features.batch import FeatureStream
+    from engine.stream.scorer import StreamScorer
 
     table = load_telemetry(table).slice(0, 20 * samples)
     all_ids = table.column("machine_id").to_numpy()
@@ -181,7 +181,7 @@ def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path
 def build_edge_sources(bundle_path, folder: Path, *, progress: Callable[[str], None] = print) -> Bundle:
     """The first half of :func:`edge_report`: export and build the C library (with the example program and the
     benchmark) into ``folder/src`` and into the bundle; returns the bundle reloaded."""
-    from compile.bundle_edge import build_edge
+    from engine.bundle.edge import build_edge
 
     return build_edge(bundle_path, directory=folder / "src", targets=("all", "iotengine_bench"), progress=progress)
 
@@ -198,7 +198,7 @@ def edge_report(
     built: bool = False,
 ) -> list[Path]:
     """Export and build the chosen models' C library into ``folder/src`` (and into the bundle, which
-    :class:`engine.stream_scorer.StreamScorer` loads it from), check it and time it. With ``built``,
+    :class:`engine.stream.scorer.StreamScorer` loads it from), check it and time it. With ``built``,
     :func:`build_edge_sources` has already built it there."""
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "src"

@@ -41,10 +41,10 @@ import numpy as np
 from bench.artifacts import ModelArtifacts, Prebuilt, build_artifacts
 from bench.lleaves_env import LLEAVES_CACHE, RUNNER, lleaves_python
 from compile.errors import CompileError
-from engine.bundle import Bundle
-from engine.data import SENSORS
-from engine.synth import generate
-from engine.tasks import TASK_BY_NAME, inputs_and_targets
+from engine.bundle.format import Bundle
+from engine.data.loading import SENSORS
+from engine.data.synthetic import generate
+from engine.models.tasks import TASK_BY_NAME, inputs_and_targets
 
 __all__ = ["RUNTIMES", "SuiteConfig", "run_suite"]
 
@@ -366,8 +366,8 @@ def _add_ratios(records: list[dict]) -> None:
 
 def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
     """Per sample from Python: the 67 streaming features, then all five tasks' native libraries on one row."""
-    from engine.features import FeatureStream
-    from engine.tasks import design_matrix
+    from engine.features.batch import FeatureStream
+    from engine.models.tasks import design_matrix
 
     table = generate(max(config.single_rows * 5, 1_000), mode="fleet", seed=12, interval_s=300)
     machines = table.column("machine_id").to_numpy()

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from bench.baselines import PythonFeatureStream, pandas_features
-from engine.data import SENSORS
-from engine.features import FeatureStream, compute_features
-from engine.synth import generate
+from engine.data.loading import SENSORS
+from engine.data.synthetic import generate
+from engine.features.batch import FeatureStream, compute_features
 
 ROWS = 200_000
 

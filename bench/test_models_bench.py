@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bench.artifacts import build_artifacts
-from engine.synth import generate
-from engine.tasks import inputs_and_targets
+from engine.data.synthetic import generate
+from engine.models.tasks import inputs_and_targets
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ class NativeModel:
     sha256 : str
         Its expected sha256; a library whose bytes differ is refused before it is loaded.
     kind : {"binary", "multiclass", "regression"}
-        Shapes the output like :mod:`engine.model_files` predictors: (n,) for binary and regression,
+        Shapes the output like :mod:`engine.models.model_files` predictors: (n,) for binary and regression,
         (n, k) for multiclass.
     """
 

@@ -8,7 +8,7 @@
     iot_score.c          iot_score: features, machine_status, the five task models, iot_scores
     iot_model_<task>.c   one translation unit per task, defining only ``iot_model_<task>``: tl2cgen's code of a
                          tree model (or the uint8 tables of compile/uint8_trees.py), or a linear / naive Bayes
-                         model with its imputer and scaler, following engine/model_files.py's formulas
+                         model with its imputer and scaler, following engine/models/model_files.py's formulas
     iot_models.h         their prototypes (internal)
     iot_csv.c, .h        a reader of Kaggle-layout CSV lines (no allocation)
     main.c               example: CSV on stdin, scores (or --features) on stdout
@@ -44,10 +44,10 @@ import numpy as np
 from compile.errors import CompileError
 from compile.native import _PREDICT, _UNIT_CALL, generate_sources, treelite_model
 from compile.uint8_trees import uint8_source
-from engine.bundle import Bundle
-from engine.data import FAILURE_TYPES
-from engine.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASK_BY_NAME, TASKS
-from engine.zoo import TREE_FAMILIES
+from engine.bundle.format import Bundle
+from engine.data.loading import FAILURE_TYPES
+from engine.models.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASK_BY_NAME, TASKS
+from engine.models.zoo import TREE_FAMILIES
 from kernels import calendar
 from kernels.names import FEATURE_NAMES
 
@@ -197,10 +197,10 @@ def _tree_model_source(bundle: Bundle, task: str, entry: dict, trees: str) -> tu
             sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
             n_outputs = _tl2cgen_outputs(sources.directory)
             code = _tl2cgen_row_code(sources.directory, n_outputs, int(model.num_feature))
-        # scikit-learn's forests compare float32(x) with their thresholds (engine/model_files.py)
+        # scikit-learn's forests compare float32(x) with their thresholds (engine/models/model_files.py)
         load = "(double)(float)x[j]" if round_float32 else "x[j]"
         link = ""
-        if link_in_c:  # scikit-learn's link applied to the margin, as engine/model_files.py does
+        if link_in_c:  # scikit-learn's link applied to the margin, as engine/models/model_files.py does
             if kind == "binary":
                 link = "  result[0] = 1.0 / (1.0 + exp(-result[0]));\n"
             elif kind == "multiclass":
@@ -243,7 +243,7 @@ static void softmax(double *y, int n) {
 
 
 def _shape_outputs(kind: str, n_outputs: int) -> str:
-    """C that copies ``result`` to ``out`` in engine/model_files.py's convention."""
+    """C that copies ``result`` to ``out`` in engine/models/model_files.py's convention."""
     if kind == "multiclass":
         return "  {\n    int k;\n    for (k = 0; k < MODEL_OUTPUTS; ++k) out[k] = result[k];\n  }"
     if kind == "binary" and n_outputs == 2:
@@ -252,7 +252,7 @@ def _shape_outputs(kind: str, n_outputs: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# linear and naive Bayes models: engine/model_files.py's TabularPredictor in C
+# linear and naive Bayes models: engine/models/model_files.py's TabularPredictor in C
 
 _PAIRWISE_SUM = r"""
 /* numpy's sum of one row (np.add.reduce): the first element, plus the pairwise sum of the rest (8 partial
@@ -310,7 +310,7 @@ def _tabular_model_source(bundle: Bundle, task: str, entry: dict) -> tuple[str, 
     prepare = [
         "  double z[N_Z];",
         "  int j, c, k = 0;",
-        "  /* engine.zoo.expand_status: the inputs without machine_status, then status == 0, 1, 2 */",
+        "  /* engine.models.zoo.expand_status: the inputs without machine_status, then status == 0, 1, 2 */",
         "  for (j = 0; j < N_MODEL_INPUTS; ++j) if (j != STATUS_AT) z[k++] = x[j];",
         "  for (c = 0; c < 3; ++c) z[k++] = x[STATUS_AT] == (double)c ? 1.0 : 0.0;",
         "  for (j = 0; j < N_Z; ++j) if (isnan(z[j])) z[j] = medians[j];",

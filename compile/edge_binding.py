@@ -2,7 +2,7 @@
 ``iotengine.h`` as seen from Python.
 
 The library is hashed and checked against the sha256 its bundle recorded before it is opened. States live in a
-NumPy buffer owned by the caller (:class:`engine.stream_scorer.StreamScorer`), ``state_size`` bytes per machine;
+NumPy buffer owned by the caller (:class:`engine.stream.scorer.StreamScorer`), ``state_size`` bytes per machine;
 :data:`SCORES_DTYPE` is ``iot_scores`` as a NumPy structured dtype, checked against the C compiler's layout when
 the library is opened. cffi releases the GIL during each call.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from compile.binding import open_verified_library
-from compile.errors import CompileError
+from compile.errors import CompileError, InvalidInputError
 
 __all__ = ["IOT_EINVAL", "IOT_LATE", "IOT_OK", "SCORES_DTYPE", "EdgeLibrary"]
 
@@ -128,9 +128,9 @@ class EdgeLibrary:
             and codes.dtype == np.int32
             and all(a.flags.c_contiguous and a.shape[0] == n for a in (timestamps_s, sensors, statuses, out, codes))
         ):
-            raise ValueError("score_many needs contiguous arrays of the documented dtypes and matching lengths")
+            raise InvalidInputError("score_many needs contiguous arrays of the documented dtypes and matching lengths")
         if n and (index.min() < 0 or index.max() >= states.shape[0]):
-            raise ValueError("score_many: a state index is outside the state buffer")
+            raise InvalidInputError("score_many: a state index is outside the state buffer")
         rc = self.lib.iot_score_many(
             self.ffi.from_buffer(states),
             self.ffi.cast("int64_t *", self.ffi.from_buffer(index)),
@@ -169,7 +169,7 @@ class EdgeLibrary:
 
     def _row(self, states: np.ndarray, k: int):
         if not (states.flags.c_contiguous and states.dtype == np.int64 and states.shape[1] * 8 == self.state_size):
-            raise ValueError(f"states must be a C-contiguous int64 buffer of {self.state_size} bytes per row")
+            raise InvalidInputError(f"states must be a C-contiguous int64 buffer of {self.state_size} bytes per row")
         if not 0 <= k < states.shape[0]:
             raise IndexError(f"state {k} is outside the buffer of {states.shape[0]}")
         return self.ffi.from_buffer(states[k])

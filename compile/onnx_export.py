@@ -52,7 +52,7 @@ class OnnxModel:
     Parameters
     ----------
     data : bytes
-        The serialized model (check its hash before; see :meth:`engine.bundle.Bundle.verified_bytes`).
+        The serialized model (check its hash before; see :meth:`engine.bundle.format.Bundle.verified_bytes`).
     kind : {"binary", "multiclass", "regression"}
         Output shape: (n,) probability of the positive class, (n, k) class probabilities, or (n,) values.
     name : str, optional

@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from compile.errors import CompileError
+from compile.errors import CompileError, InvalidInputError
 from compile.lightgbm_dump import missing_goes_left
 from compile.lightgbm_dump import objective as lightgbm_objective
 from compile.quiet import third_party_output
@@ -176,7 +176,7 @@ def gemm_model(booster: lgb.Booster, *, selection: str = "gather") -> onnx.Model
         classifiers (sigmoid, or softmax over classes), the prediction for regression.
     """
     if selection not in ("gather", "matmul"):
-        raise ValueError(f"selection must be 'gather' or 'matmul', not {selection!r}")
+        raise InvalidInputError(f"selection must be 'gather' or 'matmul', not {selection!r}")
     g = gemm_trees(booster)
     n_trees, n_nodes, _, n_outputs = g.shape
     # Each tree's leaves in [-1, 1] times a float32 scale per tree: int8 then rounds every tree relative to its own

@@ -1,13 +1,13 @@
 """scikit-learn models to ONNX fp32 with skl2onnx: forests, extra trees, logistic regression, naive Bayes, ridge.
 
 A bundle keeps scikit-learn models as treelite checkpoints or JSON parameters, never as pickled estimators, so
-the ONNX export is made when the bundle is written (:meth:`engine.bundle.Bundle.write`), from the fitted
+the ONNX export is made when the bundle is written (:meth:`engine.bundle.format.Bundle.write`), from the fitted
 estimator. Inputs are float32 ``(n, k)``; outputs follow :class:`compile.onnx_export.OnnxModel` (classifiers give
 probabilities, no ZipMap).
 
 Two things skl2onnx does not do, handled here:
 
-- The project's own transformer in the linear and naive Bayes pipelines (``engine.zoo.StatusOneHot``) gets a
+- The project's own transformer in the linear and naive Bayes pipelines (``engine.models.zoo.StatusOneHot``) gets a
   converter, registered by its owner with :func:`register_indicator_columns`: one column becomes 0/1 indicators
   of its values 0..k-1, appended after the other columns (Gather, Equal, Cast, Concat).
 - skl2onnx's tree converters drop the NaN direction that scikit-learn learns per split (``missing_go_to_left``;

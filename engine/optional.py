@@ -15,11 +15,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from engine.errors import MissingExtraError
+
 __all__ = ["MissingExtraError", "optional_import"]
-
-
-class MissingExtraError(ImportError):
-    """A feature needs a package that only an optional extra of iotengine installs."""
 
 
 def optional_import(module: str, extra: str, purpose: str) -> ModuleType:

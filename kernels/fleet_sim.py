@@ -1,4 +1,4 @@
-"""The fleet process behind ``engine.synth.generate(mode="fleet")``: every machine, every interval.
+"""The fleet process behind ``engine.data.synthetic.generate(mode="fleet")``: every machine, every interval.
 
 Per machine, a renewal process: a healthy phase of random length, a degradation episode of one failure type
 that drifts the sensors (accelerating, as wear does) until the failure, then a repair under maintenance
@@ -30,7 +30,7 @@ STATUS_IDLE = 0
 STATUS_RUNNING = 1
 STATUS_MAINTENANCE = 2
 
-# Failure type codes follow engine.data.FAILURE_TYPES: 0 Normal, 1 Vibration Issue, 2 Overheating,
+# Failure type codes follow engine.data.loading.FAILURE_TYPES: 0 Normal, 1 Vibration Issue, 2 Overheating,
 # 3 Pressure Drop, 4 Electrical Fault.
 # Drift added at the moment of failure, per failure type (rows) and sensor (columns); it grows as
 # progress**2 over the episode.

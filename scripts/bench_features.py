@@ -23,9 +23,9 @@ import pyarrow as pa
 
 from bench.baselines import PythonFeatureStream, pandas_features
 from bench.timing import median_seconds
-from engine.data import SENSORS
-from engine.features import FeatureStream, compute_features
-from engine.synth import generate
+from engine.data.loading import SENSORS
+from engine.data.synthetic import generate
+from engine.features.batch import FeatureStream, compute_features
 from kernels.state import allocate
 from kernels.step import drive
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.edge import c_bench, library_sizes, python_paths, write_samples
-from compile.bundle_edge import build_edge
 from compile.edge import export_c, make
-from engine.bundle import Bundle
-from engine.synth import generate
+from engine.bundle.edge import build_edge
+from engine.bundle.format import Bundle
+from engine.data.synthetic import generate
 from kernels.state import allocate
 from kernels.step import drive
 
@@ -26,7 +26,7 @@ CONFIGS = (("chosen", "tl2cgen"), ("lightgbm", "tl2cgen"), ("lightgbm", "uint8")
 
 def numba_kernel_ns(fleet, repeats: int = 7) -> float:
     """The Numba kernel's batch driver, ns per sample (the C kernel's counterpart)."""
-    from engine.features import _columns
+    from engine.features.batch import _columns
 
     ids, stamps, sensors = _columns(fleet)
     _, slots = np.unique(ids, return_inverse=True)

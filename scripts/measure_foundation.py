@@ -1,6 +1,6 @@
 """Time the foundation's hot spots and print a Markdown table (medians of --repeat runs, after a warm-up).
 
-- loading a 1M-row Kaggle-format CSV with engine.data.load_telemetry, against pandas.read_csv of the same file
+- loading a 1M-row Kaggle-format CSV with engine.data.loading.load_telemetry, against pandas.read_csv of the same file
   measured in the same run (pandas parses but validates nothing, so it is a floor to compare with);
 - generating 10M rows in kaggle and fleet mode.
 
@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from bench.timing import median_seconds
-from engine.data import load_telemetry, write_kaggle_csv
+from engine.data.loading import load_telemetry, write_kaggle_csv
+from engine.data.synthetic import generate
 from engine.optional import optional_import
-from engine.synth import generate
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from compile.binding import NativeModel
 from compile.native import CFLAGS, annotate_branches, build_library, generate_sources, treelite_model
-from engine.synth import generate
-from engine.tasks import TASKS, inputs_and_targets
-from engine.training import fit_model
-from engine.zoo import candidates
+from engine.data.synthetic import generate
+from engine.models.cross_validation import fit_model
+from engine.models.tasks import TASKS, inputs_and_targets
+from engine.models.zoo import candidates
 
 BASE_FLAGS = tuple(flag for flag in CFLAGS if flag != "-O3")
 VARIANTS = {

@@ -31,11 +31,11 @@ from compile.binding import NativeModel
 from compile.native import build_library, generate_sources, treelite_model
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
-from engine.model_files import LightGBMPredictor
-from engine.synth import generate
-from engine.tasks import TASKS, inputs_and_targets
-from engine.training import fit_model, fold_metrics
-from engine.zoo import candidates
+from engine.data.synthetic import generate
+from engine.models.cross_validation import fit_model, fold_metrics
+from engine.models.model_files import LightGBMPredictor
+from engine.models.tasks import TASKS, inputs_and_targets
+from engine.models.zoo import candidates
 
 
 def main() -> None:

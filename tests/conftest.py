@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-from engine.bundle import Bundle, TaskModel
-from engine.cli import main
-from engine.synth import generate
-from engine.tasks import TASKS, inputs_and_targets
-from engine.training import fit_model
-from engine.zoo import candidates
+from engine.bundle.format import Bundle, TaskModel
+from engine.cli.commands import main
+from engine.data.synthetic import generate
+from engine.models.cross_validation import fit_model
+from engine.models.tasks import TASKS, inputs_and_targets
+from engine.models.zoo import candidates
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = ROOT.parent / "shared" / "data" / "smart_manufacturing_sample.csv"

@@ -20,7 +20,7 @@ from bench.suite import LARGE_MODEL, RUNTIMES, run_suite
 from compile.binding import NativeModel
 from compile.native import NativeSources, build_library
 from compile.uint8_trees import uint8_source
-from engine.tasks import TASKS
+from engine.models.tasks import TASKS
 
 REQUIRED = ("model", "runtime", "batch", "median_ns_per_row", "p99_ns_per_row", "size_bytes", "max_abs_diff")
 

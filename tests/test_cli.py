@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from engine.cli import main
-from engine.data import load_telemetry
+from engine.cli.commands import main
+from engine.data.loading import load_telemetry
 
 
 def test_generate_parquet_and_csv(tmp_path, capsys):
@@ -50,7 +50,7 @@ def test_run_writes_data_eda_and_report(tmp_path):
     out = tmp_path / "artifacts"
     # As a user runs it: the console gets one line per stage and the closing line, nothing from the libraries.
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "--out", str(out), "--rows", "3000"],
+        [sys.executable, "-m", "engine.cli.commands", "run", "--out", str(out), "--rows", "3000"],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -147,7 +147,7 @@ def test_console_script_is_installed(tmp_path):
 def test_features_command(real_sample_path, tmp_path, capsys):
     import numpy as np
 
-    from engine.features import FEATURE_NAMES, compute_features
+    from engine.features.batch import FEATURE_NAMES, compute_features
 
     out = tmp_path / "features.parquet"
     assert main(["features", "--data", str(real_sample_path), "--out", str(out), "--utc-offset-minutes", "60"]) == 0

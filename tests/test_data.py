@@ -1,4 +1,4 @@
-"""engine.data: the loader against the real sample (pandas as the independent reader), round trips, and every
+"""engine.data.loading: the loader against the real sample (pandas as the independent reader), round trips, and every
 kind of bad input naming file, column and row."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.data import (
+from engine.data.loading import (
     FAILURE_TYPES,
     LABEL_COLUMNS,
     REQUIRED_COLUMNS,

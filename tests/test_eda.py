@@ -1,4 +1,4 @@
-"""engine.eda: the summary and statistics agree with pandas on the real sample; plots are real PNGs."""
+"""engine.data.eda: the summary and statistics agree with pandas on the real sample; plots are real PNGs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import csv
 
 import numpy as np
 
-from engine.data import SENSORS
-from engine.eda import run_eda
+from engine.data.eda import run_eda
+from engine.data.loading import SENSORS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -21,18 +21,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from compile.bundle_edge import build_edge, edge_library
 from compile.edge import export_c, make
 from compile.edge_binding import IOT_EINVAL, IOT_LATE, IOT_OK, SCORES_DTYPE, EdgeLibrary
 from compile.errors import CompileError
-from engine.bundle import Bundle, TaskModel
-from engine.data import FAILURE_TYPES, SENSORS, load_telemetry, write_kaggle_csv
-from engine.features import FeatureStream, LateSampleError, compute_features
-from engine.stream_scorer import StreamScorer
-from engine.synth import generate
-from engine.tasks import TASKS, design_matrix, inputs_and_targets
-from engine.training import fit_model
-from engine.zoo import candidates
+from engine.bundle.edge import build_edge, edge_library
+from engine.bundle.format import Bundle, TaskModel
+from engine.data.loading import FAILURE_TYPES, SENSORS, load_telemetry, write_kaggle_csv
+from engine.data.synthetic import generate
+from engine.features.batch import FeatureStream, LateSampleError, compute_features
+from engine.models.cross_validation import fit_model
+from engine.models.tasks import TASKS, design_matrix, inputs_and_targets
+from engine.models.zoo import candidates
+from engine.stream.scorer import StreamScorer
 from kernels.state import F_WIDTH, I_WIDTH
 
 TOLERANCE = 1e-12

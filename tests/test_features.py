@@ -16,8 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from bench.baselines import PythonFeatureStream, pandas_features
-from engine.data import SENSORS, load_telemetry
-from engine.features import (
+from engine.data.loading import SENSORS, load_telemetry
+from engine.data.synthetic import generate
+from engine.features.batch import (
     FEATURE_NAMES,
     FeatureStream,
     FeatureTransformer,
@@ -25,7 +26,6 @@ from engine.features import (
     compute_features,
     features_table,
 )
-from engine.synth import generate
 from kernels import FEATURE_NAMES as KERNEL_FEATURE_NAMES
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "features.md"

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from compile.binding import NativeModel
-from compile.bundle_native import compile_bundle, native_models
 from compile.errors import CompileError
 from compile.native import build_library, generate_sources, treelite_model
-from engine.bundle import Bundle, BundleError
-from engine.tasks import TASK_BY_NAME, TASKS
+from engine.bundle.format import Bundle, BundleError
+from engine.bundle.native import compile_bundle, native_models
+from engine.models.tasks import TASK_BY_NAME, TASKS
 
 
 @pytest.mark.parametrize("data", ["fleet", "real"])
@@ -189,7 +189,7 @@ def test_checkpoints_of_installed_treelite_compile_to_the_same_predictions(tmp_p
     import treelite
 
     from compile.quiet import third_party_output
-    from engine.model_files import save_model
+    from engine.models.model_files import save_model
 
     X, models = _compat_models()
     for family, kind, estimator in models:

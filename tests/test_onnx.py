@@ -17,12 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from small_models import random_lightgbm
 
-from compile.bundle_onnx import onnx_drift, onnx_models
 from compile.errors import CompileError
 from compile.onnx_export import OnnxModel
 from compile.onnx_gemm import _float32_at_most, gemm_model, quantize_int8
-from engine.bundle import Bundle, BundleError
-from engine.tasks import TASK_BY_NAME, TASKS
+from engine.bundle.format import Bundle, BundleError
+from engine.bundle.onnx import onnx_drift, onnx_models
+from engine.models.tasks import TASK_BY_NAME, TASKS
 
 HELD_OUT = slice(30_000, None)  # the shared bundle is trained on the first 30k fleet rows
 # Absolute for probabilities; for remaining life (hours) relative to the largest prediction: float32 sums of 100

@@ -67,7 +67,7 @@ def test_a_feature_of_an_extra_names_the_extra_when_missing():
         "        if name.split('.')[0] == 'pandas': raise ImportError('no pandas')\n"
         "sys.meta_path.insert(0, NoPandas())\n"
         "from bench.baselines import pandas_features\n"
-        "from engine.synth import generate\n"
+        "from engine.data.synthetic import generate\n"
         "pandas_features(generate(10, mode='fleet'))\n"
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -9,14 +9,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from engine.batch_score import scores_table
-from engine.bundle import Bundle, TaskModel
-from engine.cli import main
-from engine.data import FAILURE_TYPES, load_telemetry
-from engine.synth import generate
-from engine.tasks import TASKS, inputs_and_targets
-from engine.training import fit_model
-from engine.zoo import candidates
+from engine.bundle.format import Bundle, TaskModel
+from engine.cli.commands import main
+from engine.data.loading import FAILURE_TYPES, load_telemetry
+from engine.data.synthetic import generate
+from engine.models.cross_validation import fit_model
+from engine.models.tasks import TASKS, inputs_and_targets
+from engine.models.zoo import candidates
+from engine.scoring.batch import scores_table
 
 CHOSEN = {
     "anomaly_flag": "random_forest",
@@ -130,7 +130,7 @@ def test_onnx_backend_on_the_chosen_scikit_learn_models(sklearn_bundle, real_sam
 
 
 def test_onnx_drift_of_the_chosen_set_counts_changed_decisions(sklearn_bundle):
-    from compile.bundle_onnx import onnx_drift
+    from engine.bundle.onnx import onnx_drift
 
     bundle, _ = sklearn_bundle
     X, y = inputs_and_targets(generate(3_000, mode="kaggle", seed=99))

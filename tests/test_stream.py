@@ -20,18 +20,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compile.bundle_edge import build_edge
-from engine.alerts import AlertRule, alert_quality
-from engine.bundle import Bundle, TaskModel
-from engine.cli import main
-from engine.data import load_telemetry, write_kaggle_csv
-from engine.features import FeatureStream
-from engine.replay import Replay, ReplayOptions, fleet_source
-from engine.stream_scorer import StreamScorer
-from engine.synth import generate
-from engine.tasks import TASKS, design_matrix, inputs_and_targets
-from engine.training import fit_model
-from engine.zoo import lightgbm_candidate
+from engine.bundle.edge import build_edge
+from engine.bundle.format import Bundle, TaskModel
+from engine.cli.commands import main
+from engine.data.loading import load_telemetry, write_kaggle_csv
+from engine.data.synthetic import generate
+from engine.features.batch import FeatureStream
+from engine.models.cross_validation import fit_model
+from engine.models.tasks import TASKS, design_matrix, inputs_and_targets
+from engine.models.zoo import lightgbm_candidate
+from engine.stream.alerts import AlertRule, alert_quality
+from engine.stream.replay import Replay, ReplayOptions, fleet_source
+from engine.stream.scorer import StreamScorer
 from kernels.hysteresis import empty_state, hysteresis_step
 
 INTERVAL = 60
@@ -139,7 +139,7 @@ def _stream_command(bundle: Bundle, folder: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "engine.cli",
+        "engine.cli.commands",
         "stream",
         "--bundle",
         str(bundle.path),

@@ -1,4 +1,4 @@
-"""engine.synth: determinism, kaggle mode's fidelity to the real sample, the fleet process's properties."""
+"""engine.data.synthetic: determinism, kaggle mode's fidelity to the real sample, the fleet process's properties."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from scipy import stats
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from engine.data import FAILURE_TYPES, SENSORS, TELEMETRY_SCHEMA
-from engine.synth import generate
+from engine.data.loading import FAILURE_TYPES, SENSORS, TELEMETRY_SCHEMA
+from engine.data.synthetic import generate
 
 
 def _frame(table) -> pd.DataFrame:

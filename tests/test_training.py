@@ -15,16 +15,16 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.model_selection import cross_validate as sklearn_cross_validate
 
-from engine.autoencoder import LightGBMAutoencoder, sensors_read_by
-from engine.bundle import Bundle, BundleError, TaskModel
-from engine.ceilings import task_ceilings
-from engine.cli import main
-from engine.data import TelemetryError, save_telemetry
-from engine.reduction import ReductionPoint, pick_compact
-from engine.synth import KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE, generate
-from engine.tasks import INPUT_COLUMNS, TASK_BY_NAME, TASKS, inputs_and_targets
-from engine.training import choose_threshold, cross_validate, fit_model
-from engine.zoo import candidates
+from engine.bundle.format import Bundle, BundleError, TaskModel
+from engine.cli.commands import main
+from engine.data.loading import TelemetryError, save_telemetry
+from engine.data.synthetic import KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE, generate
+from engine.models.autoencoder import LightGBMAutoencoder, sensors_read_by
+from engine.models.ceilings import task_ceilings
+from engine.models.cross_validation import choose_threshold, cross_validate, fit_model
+from engine.models.reduction import ReductionPoint, pick_compact
+from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, TASKS, inputs_and_targets
+from engine.models.zoo import candidates
 
 SEED = 0
 

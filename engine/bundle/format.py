@@ -1,0 +1,428 @@
+"""Model bundles: the chosen model of every task, saved without pickle, checked by hash when loaded.
+
+A bundle is a folder::
+
+    bundle.json                 what is in the bundle (below) and the sha256 of every other file
+    models/<task>.<family>.txt  LightGBM model text        (or .tl: a treelite checkpoint of a scikit-learn
+                                                            forest; or .json: linear/naive Bayes parameters,
+                                                            with the imputer and scaler parameters)
+    lightgbm/<task>.txt         the LightGBM model of every task (the primary model, kept when another
+                                family was chosen: the compilers and benchmarks start from it)
+    compact/<task>.txt          the compact LightGBM model of each task (fewest features within tolerance)
+    native/<set>/<task>.so      added by ``iotengine compile`` (engine/bundle/native.py), with C sources
+    onnx/<set>/<task>.*.onnx    added by ``iotengine compile`` (engine/bundle/onnx.py): fp32 and int8
+
+``bundle.json`` records the feature spec (version and the 67 names), the input columns, the UTC offset of the
+time features, for each task its kind, model family, file, classes, decision threshold and CV metrics, the
+library versions that wrote it, and ``files``: relative path -> sha256. :meth:`Bundle.load` hashes every
+listed file and refuses the bundle if any file is missing or differs, before parsing any model; each model is
+parsed from exactly the bytes that were hashed.
+
+Examples
+--------
+>>> from engine.data.synthetic import generate
+>>> from engine.models.tasks import TASK_BY_NAME, inputs_and_targets
+>>> from engine.models.cross_validation import fit_model
+>>> from engine.models.zoo import candidates
+>>> import tempfile
+>>> X, y = inputs_and_targets(generate(2_000, seed=5))
+>>> task = TASK_BY_NAME["anomaly_flag"]
+>>> model = fit_model(candidates("binary")["lightgbm"], X, y[task.name])
+>>> folder = tempfile.mkdtemp()
+>>> bundle = Bundle.write(folder, {task.name: TaskModel(task.name, "lightgbm", model, threshold=0.5)})
+>>> loaded = Bundle.load(folder)
+>>> loaded.thresholds
+{'anomaly_flag': 0.5}
+>>> scores = loaded.predict(generate(10, seed=6))
+>>> scores["anomaly_flag"].shape
+(10,)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from engine.data.loading import FAILURE_TYPES, load_telemetry
+from engine.errors import BundleError, InvalidInputError
+from engine.features.batch import _features_of_valid_table
+from engine.models.model_files import load_model, save_model
+from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
+from engine.models.zoo import TREE_FAMILIES
+from kernels.names import FEATURE_NAMES
+
+__all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "Bundle", "BundleError", "TaskModel", "sha256_of"]
+
+BUNDLE_FORMAT = "iotengine.bundle/1"
+FEATURE_SPEC_VERSION = "features.md/67"
+MANIFEST = "bundle.json"
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class TaskModel:
+    """A fitted model to put in a bundle, with what the bundle records about it.
+
+    ``columns`` are indices into :data:`engine.models.tasks.INPUT_COLUMNS` (default: all 68).
+    """
+
+    task: str
+    family: str
+    estimator: object
+    threshold: float | None = None
+    metrics: dict = field(default_factory=dict)
+    columns: tuple[int, ...] | None = None
+
+
+def _library_versions() -> dict[str, str]:
+    import lightgbm
+    import sklearn
+    import treelite
+
+    from engine import __version__
+
+    return {
+        "iotengine": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "lightgbm": lightgbm.__version__,
+        "scikit-learn": sklearn.__version__,
+        "treelite": treelite.__version__,
+    }
+
+
+class Bundle:
+    """A loaded, verified bundle. Build one with :meth:`write`, open one with :meth:`load`.
+
+    Attributes
+    ----------
+    path : Path
+    manifest : dict
+        The parsed ``bundle.json``.
+    thresholds : dict of str -> float
+        Decision threshold of each binary task (predict positive when probability >= threshold).
+    """
+
+    def __init__(self, path: Path, manifest: dict, contents: dict[str, bytes]):
+        self.path = path
+        self.manifest = manifest
+        self._models = {}
+        for name, entry in manifest["tasks"].items():
+            task = TASK_BY_NAME[name]
+            self._models[name] = load_model(contents[entry["file"]], entry["family"], task.kind)
+        self._backend_cache: dict[str, dict] = {}
+        self.thresholds: dict[str, float] = {
+            name: float(entry["threshold"])
+            for name, entry in manifest["tasks"].items()
+            if entry.get("threshold") is not None
+        }
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.manifest["tasks"])
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Relative path -> sha256 of every file the bundle vouches for."""
+        return dict(self.manifest["files"])
+
+    # --- writing
+
+    @classmethod
+    def write(
+        cls,
+        path: str | os.PathLike,
+        models: dict[str, TaskModel],
+        *,
+        sets: dict[str, dict[str, TaskModel]] | None = None,
+        utc_offset_minutes: int = 0,
+        extra: dict | None = None,
+    ) -> Bundle:
+        """Save fitted models as a bundle folder (replacing the bundle files already there) and return it loaded."""
+        path = Path(path)
+        (path / "models").mkdir(parents=True, exist_ok=True)
+        files: dict[str, str] = {}
+        tasks = {}
+        for name, model in models.items():
+            task = TASK_BY_NAME[name]
+            saved = save_model(model.estimator, model.family, task.kind)
+            relative = f"models/{name}.{model.family}{saved.extension}"
+            files[relative] = _write_file(path / relative, saved.data)
+            tasks[name] = _task_entry(task, model, relative)
+        set_entries: dict[str, dict] = {}
+        for set_name, set_models in (sets or {}).items():
+            set_entries[set_name] = {}
+            for name, model in set_models.items():
+                task = TASK_BY_NAME[name]
+                saved = save_model(model.estimator, model.family, task.kind)
+                relative = f"{set_name}/{name}{saved.extension}"
+                files[relative] = _write_file(path / relative, saved.data)
+                set_entries[set_name][name] = _task_entry(task, model, relative)
+        onnx_files, onnx_section = _sklearn_onnx_exports(models)
+        for relative, data in onnx_files.items():
+            files[relative] = _write_file(path / relative, data)
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "feature_spec": {"version": FEATURE_SPEC_VERSION, "names": list(FEATURE_NAMES)},
+            "input_columns": list(INPUT_COLUMNS),
+            "utc_offset_minutes": utc_offset_minutes,
+            "tasks": tasks,
+            "model_sets": set_entries,
+            "sklearn_onnx": onnx_section,
+            "libraries": _library_versions(),
+            **(extra or {}),
+            "files": files,
+        }
+        _write_manifest(path, manifest)
+        return cls.load(path)
+
+    def add_files(self, files: dict[str, bytes], section: str | None = None, entry: object = None) -> Bundle:
+        """Add files (relative path -> bytes) to the bundle, and optionally a manifest section; returns it reloaded."""
+        with _MANIFEST_LOCK:  # build steps of one bundle may run side by side (engine.pipeline.run)
+            manifest = json.loads((self.path / MANIFEST).read_text())
+            for relative, data in files.items():
+                target = self.path / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                manifest["files"][relative] = _write_file(target, data)
+            if section is not None:
+                manifest[section] = entry
+            _write_manifest(self.path, manifest)
+        return Bundle.load(self.path)
+
+    # --- reading
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Bundle:
+        """Open a bundle, refusing it if ``bundle.json`` is unreadable or any file's sha256 differs from it."""
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError:
+            raise BundleError(f"{path}: not a bundle (no {MANIFEST})") from None
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from None
+        if manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{manifest_path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
+        if manifest.get("feature_spec", {}).get("names") != list(FEATURE_NAMES):
+            raise BundleError(f"{manifest_path}: made for other features than {FEATURE_SPEC_VERSION}")
+        contents = {}
+        for relative, expected in manifest["files"].items():
+            file = (path / relative).resolve()
+            if path.resolve() not in file.parents:
+                raise BundleError(f"{manifest_path}: file {relative!r} lies outside the bundle")
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                raise BundleError(f"{path}: {relative} is listed in {MANIFEST} but missing") from None
+            if sha256_of(data) != expected:
+                raise BundleError(f"{path}: {relative} does not match its sha256 in {MANIFEST}; refusing to load it")
+            contents[relative] = data
+        for name, entry in manifest["tasks"].items():
+            if name not in TASK_BY_NAME:
+                raise BundleError(f"{manifest_path}: unknown task {name!r}")
+            if entry["file"] not in contents:
+                raise BundleError(f"{manifest_path}: task {name!r} uses {entry['file']}, which has no sha256")
+        return cls(path, manifest, contents)
+
+    def verified_bytes(self, relative: str) -> bytes:
+        """A bundle file's bytes, after checking them against the manifest's sha256 (again, at read time)."""
+        expected = self.manifest["files"].get(relative)
+        if expected is None:
+            raise BundleError(f"{self.path}: {relative} is not part of the bundle")
+        data = (self.path / relative).read_bytes()
+        if sha256_of(data) != expected:
+            raise BundleError(f"{self.path}: {relative} does not match its sha256 in {MANIFEST}; refusing to use it")
+        return data
+
+    # --- predicting
+
+    def inputs(self, table) -> np.ndarray:
+        """The (n, 68) model inputs of a telemetry table: the 67 features and machine_status."""
+        table = load_telemetry(table)
+        features = _features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
+        return design_matrix(features, table.column("machine_status").to_numpy())
+
+    def predict(self, table, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
+        """Scores of every task for every row of a telemetry table (labels are not needed).
+
+        Parameters
+        ----------
+        table : path or pyarrow.Table
+            Telemetry in the Kaggle layout.
+        backend : {"lightgbm", "native", "onnx", "onnx-int8", "c"}, default="lightgbm"
+            How the models run: ``"lightgbm"`` is each model's own library (LightGBM, treelite's interpreter
+            for scikit-learn forests, numpy for linear and naive Bayes models); ``"native"`` the libraries built
+            by ``iotengine compile``, through cffi (linear and naive Bayes models stay in numpy); ``"onnx"``
+            onnxruntime on one thread with the fp32 export of every model (onnxmltools for LightGBM, skl2onnx
+            for scikit-learn models); ``"onnx-int8"`` the int8 (quantized GEMM form) export of LightGBM models;
+            ``"c"`` the bundle's C library, features included (:func:`engine.scoring.batch.predict_with_c`).
+        models : {"chosen", "lightgbm", "compact"}, default="chosen"
+            The model of each task chosen by cross-validation, the task's LightGBM model, or its compact model.
+
+        Returns
+        -------
+        dict
+            ``anomaly_flag``, ``maintenance_required``, ``downtime_risk``: probability of the positive class,
+            shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
+            columns in :data:`engine.data.loading.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
+        """
+        if backend == "c":
+            from engine.scoring.batch import predict_with_c
+
+            return predict_with_c(self, table, models)
+        return self.predict_inputs(self.inputs(table), backend=backend, models=models)
+
+    def predict_inputs(self, X: np.ndarray, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
+        """:meth:`predict` from model inputs already computed (shape (n, 68))."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(INPUT_COLUMNS):
+            raise InvalidInputError(f"inputs must have shape (n, {len(INPUT_COLUMNS)}), not {X.shape}")
+        predictors = self._backend_models(backend, models)
+        out = {}
+        for name, entry in self.set_entries(models).items():
+            columns = entry.get("columns")
+            scores = predictors[name].predict(X if columns is None else X[:, columns])
+            if name == "failure_type":
+                proba = np.zeros((X.shape[0], len(FAILURE_TYPES)))
+                proba[:, entry["class_indices"]] = scores.reshape(X.shape[0], -1)
+                out["failure_type_proba"] = proba
+                out[name] = np.asarray(FAILURE_TYPES)[proba.argmax(axis=1)]
+            else:
+                out[name] = np.asarray(scores, dtype=np.float64).reshape(-1)
+        return out
+
+    def set_entries(self, models: str) -> dict[str, dict]:
+        """Manifest entries, by task, of the chosen models (``"chosen"``) or of an extra model set."""
+        if models == "chosen":
+            return dict(self.manifest["tasks"])
+        if models in self.manifest.get("model_sets", {}):
+            return self.model_set(models)
+        raise InvalidInputError(f"models must be 'chosen' or one of {sorted(self.manifest.get('model_sets', {}))}")
+
+    def _backend_models(self, backend: str, models: str = "chosen") -> dict:
+        key = (backend, models)
+        if key in self._backend_cache:
+            return self._backend_cache[key]
+        entries = self.set_entries(models)
+        own = self._models if models == "chosen" else {task: self.load_set_model(models, task) for task in entries}
+        if backend == "lightgbm":
+            compiled = {}
+        elif backend == "native":
+            from engine.bundle.native import native_models
+
+            compiled = native_models(self, models)
+        elif backend in ("onnx", "onnx-int8"):
+            from engine.bundle.onnx import onnx_models
+
+            compiled = onnx_models(self, models, "fp32" if backend == "onnx" else "int8")
+        elif backend == "c":
+            raise InvalidInputError("backend 'c' computes its own features: use predict(table), not predict_inputs")
+        else:
+            raise InvalidInputError(
+                f"backend must be 'lightgbm', 'native', 'onnx', 'onnx-int8' or 'c', not {backend!r}"
+            )
+        # Trees must run in the backend asked for; linear and naive Bayes models fall back to numpy only where the
+        # backend has no form of them (native, onnx-int8), and have one in ONNX fp32 whenever skl2onnx made it.
+        needs_export = (
+            TREE_FAMILIES if backend != "onnx" else (*TREE_FAMILIES, "logistic_regression", "gaussian_nb", "ridge")
+        )
+        missing = [
+            f"{task} ({entry['family']}{self._why_no_export(backend, models, task)})"
+            for task, entry in entries.items()
+            if task not in compiled and entry["family"] in needs_export and backend != "lightgbm"
+        ]
+        if missing:
+            hint = "; onnx-int8 covers LightGBM models (try models='lightgbm')" if backend == "onnx-int8" else ""
+            raise BundleError(f"{self.path}: backend {backend!r} has no {models} model for {', '.join(missing)}{hint}")
+        self._backend_cache[key] = {**own, **compiled}
+        return self._backend_cache[key]
+
+    def _why_no_export(self, backend: str, models: str, task: str) -> str:
+        reason = self.manifest.get("sklearn_onnx", {}).get(task, {}).get("unavailable")
+        return f": {reason}" if backend == "onnx" and models == "chosen" and reason else ""
+
+    def model(self, task: str):
+        """The predictor of a task (see :mod:`engine.models.model_files`)."""
+        return self._models[task]
+
+    def model_set(self, name: str) -> dict[str, dict]:
+        """Manifest entries of an extra model set (``"lightgbm"``, ``"compact"``), by task."""
+        return dict(self.manifest.get("model_sets", {}).get(name, {}))
+
+    def load_set_model(self, set_name: str, task: str):
+        """A predictor of a task's model from an extra set, from verified bytes."""
+        entry = self.model_set(set_name)[task]
+        return load_model(self.verified_bytes(entry["file"]), entry["family"], TASK_BY_NAME[task].kind)
+
+
+def _sklearn_onnx_exports(models: dict[str, TaskModel]) -> tuple[dict[str, bytes], dict[str, dict]]:
+    """skl2onnx's fp32 export of every chosen scikit-learn model, made now: the bundle keeps no estimator to
+    export later. Returns the files and, per task, the file and its size or why there is none."""
+    from compile.errors import CompileError
+    from compile.sklearn_onnx import register_indicator_columns, sklearn_onnx
+    from engine.models.tasks import STATUS_COLUMN
+    from engine.models.zoo import StatusOneHot
+
+    register_indicator_columns(StatusOneHot, STATUS_COLUMN, 3)
+    files: dict[str, bytes] = {}
+    section: dict[str, dict] = {}
+    for name, model in models.items():
+        if model.family == "lightgbm":  # exported from its model text by `iotengine compile`
+            continue
+        width = len(INPUT_COLUMNS) if model.columns is None else len(model.columns)
+        try:
+            data = sklearn_onnx(model.estimator, width).SerializeToString()
+        except CompileError as exc:  # SklearnOnnxUnavailable, or skl2onnx failing: the bundle says why
+            section[name] = {"unavailable": str(exc)}
+            continue
+        relative = f"onnx/chosen/{name}.fp32.onnx"
+        files[relative] = data
+        section[name] = {"fp32": relative, "fp32_bytes": len(data)}
+    return files, section
+
+
+def _task_entry(task, model: TaskModel, relative: str) -> dict:
+    classes = getattr(model.estimator, "classes_", None)
+    if classes is None and hasattr(model.estimator, "named_steps"):
+        classes = getattr(model.estimator.named_steps["model"], "classes_", None)
+    entry = {
+        "kind": task.kind,
+        "family": model.family,
+        "file": relative,
+        "classes": list(task.classes),
+        "threshold": model.threshold,
+        "metrics": model.metrics,
+        "columns": None if model.columns is None else [int(c) for c in model.columns],
+    }
+    if task.kind == "multiclass":
+        entry["class_indices"] = [int(c) for c in classes]
+    return entry
+
+
+_MANIFEST_LOCK = threading.Lock()
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    """``bundle.json`` replaced in one step, so a reader never sees half of it."""
+    temporary = folder / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}.tmp"
+    temporary.write_text(json.dumps(manifest, indent=1) + "\n")
+    temporary.replace(folder / MANIFEST)
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha256_of(data)

@@ -1,0 +1,94 @@
+"""Compile every tree model of a bundle to a native library and record it, with its sources, in the bundle.
+
+For each task, the chosen model (when it is a tree ensemble) and the task's LightGBM model (the ``lightgbm``
+model set) become::
+
+    native/<set>/<task>.so          the shared library (gcc, -O3, -ffp-contract=off)
+    native/<set>/<task>/*.c, *.h    the generated C sources it was built from
+
+all listed with their sha256 in ``bundle.json`` under ``files``; the ``native`` section records, per set and
+task, the library, the sources, the model family and whether inputs are rounded to float32.
+:func:`native_models` opens them, each checked against its hash before it is loaded.
+
+Examples
+--------
+>>> NATIVE_SETS
+('chosen', 'lightgbm')
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from compile.binding import NativeModel
+from compile.errors import CompileError
+from compile.native import build_library, generate_sources, treelite_model
+from engine.bundle.format import Bundle
+from engine.models.tasks import TASK_BY_NAME
+from engine.models.zoo import TREE_FAMILIES
+
+__all__ = ["NATIVE_SETS", "compile_bundle", "native_models"]
+
+NATIVE_SETS = ("chosen", "lightgbm")
+# Build choices, measured with scripts/measure_native_options.py against LightGBM's predictions and each other:
+# the blocked driver and the folded NaN tests of compile/native.py are in every build; quantized thresholds
+# (tl2cgen quantize=1: a binary search per feature per row before the trees) were slower for every model, and
+# dropping the training-count branch hints, -O2 or -march=native did not help; none of them is used.
+
+
+def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
+    """Build the native library of every tree model in the bundle at ``path``; returns the bundle reloaded."""
+    bundle = Bundle.load(path)
+    files: dict[str, bytes] = {}
+    section: dict[str, dict] = {}
+    for set_name in NATIVE_SETS:
+        section[set_name] = {}
+        for task, entry in bundle.set_entries(set_name).items():
+            if entry["family"] not in TREE_FAMILIES:
+                progress(f"  native {set_name}/{task}: {entry['family']} is not a tree ensemble; stays in numpy")
+                continue
+            started = time.perf_counter()
+            model = treelite_model(bundle.verified_bytes(entry["file"]), entry["family"])
+            round_float32 = entry["family"] in ("random_forest", "extra_trees")
+            with tempfile.TemporaryDirectory() as work:
+                sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
+                library = build_library(sources, Path(work) / "model.so")
+                prefix = f"native/{set_name}/{task}"
+                files[f"{prefix}.so"] = library.read_bytes()
+                names = sorted(p.name for p in sources.directory.iterdir() if p.suffix in (".c", ".h", ".json"))
+                for name in names:
+                    files[f"{prefix}/{name}"] = (sources.directory / name).read_bytes()
+            section[set_name][task] = {
+                "library": f"{prefix}.so",
+                "sources": [f"{prefix}/{name}" for name in names],
+                "family": entry["family"],
+                "round_float32": round_float32,
+                "trees": int(model.num_tree),
+                "defines": list(sources.defines),
+            }
+            progress(
+                f"  native {set_name}/{task}: {entry['family']}, {model.num_tree} trees"
+                ", "
+                f"{len(files[f'{prefix}.so']):,} bytes, built in {time.perf_counter() - started:.1f} s"
+            )
+    return bundle.add_files(files, section="native", entry=section)
+
+
+def native_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeModel]:
+    """The native library of each compiled task in a set, loaded after its hash is checked."""
+    section = bundle.manifest.get("native")
+    if section is None:
+        raise CompileError(f"{bundle.path}: no native libraries; run `iotengine compile --bundle {bundle.path}`")
+    out = {}
+    for task, entry in section.get(set_name, {}).items():
+        relative = entry["library"]
+        out[task] = NativeModel(
+            bundle.path / relative,
+            bundle.files[relative],
+            TASK_BY_NAME[task].kind,
+            link_in_numpy=entry["family"] == "hist_gradient_boosting",
+        )
+    return out

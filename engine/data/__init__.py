@@ -1,0 +1,1 @@
+"""Telemetry: the schema, loading and validation, the synthetic fleet generator, exploratory analysis."""

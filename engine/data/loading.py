@@ -1,0 +1,527 @@
+"""The canonical telemetry table: schema, loading with validation, saving.
+
+Every stage of the engine reads telemetry through :func:`load_telemetry`, which turns a Kaggle-format CSV,
+a Parquet or Arrow IPC file, a :class:`pyarrow.Table` or a pandas DataFrame into one table in
+:data:`TELEMETRY_SCHEMA`. Parsing is pyarrow's; this module only decides types, checks values and, when a
+value is bad, finds the first bad row so the error can name it.
+
+Missing sensor values are not errors (../shared/spec/features.md, "Bad samples"): empty, NaN or infinite
+sensor readings are kept as NaN and counted in the :class:`LoadReport`.
+
+Examples
+--------
+>>> import pyarrow as pa
+>>> table = load_telemetry(pa.table({
+...     "timestamp": ["2025-01-01 00:00:00", "2025-01-01 00:01:00"],
+...     "machine_id": [7, 7],
+...     "temperature": [70.5, None], "vibration": [50.0, 51.0], "humidity": [40.0, 41.0],
+...     "pressure": [3.0, 3.1], "energy_consumption": [2.0, float("inf")],
+...     "machine_status": [1, 1],
+... }))
+>>> table.schema.field("timestamp").type
+TimestampType(timestamp[s, tz=UTC])
+>>> table.column("temperature").to_pylist()
+[70.5, nan]
+>>> telemetry_report(table).missing
+{'temperature': 1, 'vibration': 0, 'humidity': 0, 'pressure': 0, 'energy_consumption': 1}
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.ipc as paipc
+import pyarrow.parquet as pq
+
+from engine.errors import TelemetryError
+
+__all__ = [
+    "FAILURE_TYPES",
+    "LABEL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "SENSORS",
+    "TELEMETRY_SCHEMA",
+    "LoadReport",
+    "TelemetryError",
+    "load_telemetry",
+    "load_telemetry_with_report",
+    "save_telemetry",
+    "telemetry_report",
+    "write_kaggle_csv",
+]
+
+SENSORS: tuple[str, ...] = ("temperature", "vibration", "humidity", "pressure", "energy_consumption")
+FAILURE_TYPES: tuple[str, ...] = (
+    "Normal",
+    "Vibration Issue",
+    "Overheating",
+    "Pressure Drop",
+    "Electrical Fault",
+)
+MACHINE_STATUSES: dict[int, str] = {0: "idle", 1: "running", 2: "maintenance"}
+
+FAILURE_TYPE_TYPE = pa.dictionary(pa.int8(), pa.string())
+
+TELEMETRY_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.timestamp("s", tz="UTC"), nullable=False),
+        pa.field("machine_id", pa.int64(), nullable=False),
+        *(pa.field(name, pa.float64(), nullable=False) for name in SENSORS),
+        pa.field("machine_status", pa.int8(), nullable=False),
+        pa.field("anomaly_flag", pa.int8(), nullable=False),
+        pa.field("predicted_remaining_life", pa.float64(), nullable=False),
+        pa.field("failure_type", FAILURE_TYPE_TYPE, nullable=False),
+        pa.field("downtime_risk", pa.float64(), nullable=False),
+        pa.field("maintenance_required", pa.int8(), nullable=False),
+    ]
+)
+"""The canonical schema. The first eight columns are required; the five label columns are optional."""
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "machine_id", *SENSORS, "machine_status")
+LABEL_COLUMNS: tuple[str, ...] = (
+    "anomaly_flag",
+    "predicted_remaining_life",
+    "failure_type",
+    "downtime_risk",
+    "maintenance_required",
+)
+
+# Allowed integer values per integer column; None means any int64.
+_INT_DOMAINS: dict[str, tuple[int, ...] | None] = {
+    "machine_id": None,
+    "machine_status": tuple(MACHINE_STATUSES),
+    "anomaly_flag": (0, 1),
+    "maintenance_required": (0, 1),
+}
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_telemetry_with_report` found while loading.
+
+    Attributes
+    ----------
+    source : str
+        The file path, or a description of the in-memory source.
+    rows : int
+        Rows loaded.
+    missing : dict of str to int
+        Per sensor, values that are missing (empty, null, NaN or infinite), kept as NaN.
+    labels : tuple of str
+        The optional label columns present.
+    ignored_columns : tuple of str
+        Columns of the input that are not part of the schema and were dropped.
+    """
+
+    source: str
+    rows: int
+    missing: dict[str, int] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    ignored_columns: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        missing = ", ".join(f"{k}={v}" for k, v in self.missing.items() if v) or "none"
+        text = f"{self.source}: {self.rows:,} rows; missing sensor values: {missing}"
+        text += f"; labels: {', '.join(self.labels) or 'none'}"
+        if self.ignored_columns:
+            text += f"; ignored columns: {', '.join(self.ignored_columns)}"
+        return text
+
+
+Source = Any  # str | os.PathLike | pa.Table | pandas.DataFrame
+
+
+def load_telemetry(source: Source) -> pa.Table:
+    """Load telemetry into a table in :data:`TELEMETRY_SCHEMA`.
+
+    Parameters
+    ----------
+    source : str, path-like, pyarrow.Table or pandas.DataFrame
+        A CSV file as downloaded from Kaggle (optionally compressed, e.g. ``.csv.gz``), a Parquet file, an
+        Arrow IPC file or stream, or an in-memory table.
+
+    Returns
+    -------
+    pyarrow.Table
+        The required columns and whichever label columns the source has, in schema order, in the source's
+        row order. Timestamps without a zone are taken as UTC; timestamps with a zone are converted to UTC;
+        sub-second parts are floored to the second.
+
+    Raises
+    ------
+    TelemetryError
+        Missing required column, unparsable timestamp or number, a null in a column that may not have one,
+        ``machine_status`` outside 0..2, a flag outside 0/1, an unknown ``failure_type``, a label out of
+        range, an empty file. The message names the source, the column and the first bad row (0-based;
+        CSV errors also give the line number in the file).
+    """
+    return load_telemetry_with_report(source)[0]
+
+
+def load_telemetry_with_report(source: Source) -> tuple[pa.Table, LoadReport]:
+    """Like :func:`load_telemetry`, and also return the :class:`LoadReport`."""
+    raw, name, is_csv = _read_raw(source)
+    where = _Where(name, is_csv)
+    if raw.num_rows == 0:
+        raise TelemetryError(f"{name}: no data rows")
+    missing_columns = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
+    if missing_columns:
+        raise TelemetryError(
+            f"{name}: missing required column(s) {', '.join(repr(c) for c in missing_columns)}; "
+            f"found {', '.join(repr(c) for c in raw.column_names)}"
+        )
+    duplicated = sorted({c for c in raw.column_names if raw.column_names.count(c) > 1})
+    if duplicated:
+        raise TelemetryError(f"{name}: column(s) {', '.join(map(repr, duplicated))} appear more than once")
+
+    columns: dict[str, pa.ChunkedArray] = {}
+    missing: dict[str, int] = {}
+    for schema_field in TELEMETRY_SCHEMA:
+        name_ = schema_field.name
+        if name_ not in raw.column_names:
+            continue
+        column = _clean_text(raw.column(name_))
+        if name_ == "timestamp":
+            columns[name_] = _to_timestamp(column, where)
+        elif name_ in SENSORS:
+            columns[name_], missing[name_] = _to_sensor(column, name_, where)
+        elif name_ == "failure_type":
+            columns[name_] = _to_failure_type(column, where)
+        elif schema_field.type == pa.float64():
+            columns[name_] = _to_label_float(column, name_, where)
+        else:
+            columns[name_] = _to_int(column, name_, schema_field.type, where)
+
+    schema = pa.schema([TELEMETRY_SCHEMA.field(c) for c in columns])
+    table = pa.Table.from_arrays([columns[c].combine_chunks() for c in columns], schema=schema)
+    known = set(TELEMETRY_SCHEMA.names)
+    report = LoadReport(
+        source=name,
+        rows=table.num_rows,
+        missing=missing,
+        labels=tuple(c for c in LABEL_COLUMNS if c in columns),
+        ignored_columns=tuple(c for c in raw.column_names if c not in known),
+    )
+    return table, report
+
+
+def telemetry_report(table: pa.Table, source: str = "<table>") -> LoadReport:
+    """Count the missing sensor values and label columns of an already loaded table."""
+    missing = {}
+    for name in SENSORS:
+        values = table.column(name).to_numpy()
+        missing[name] = int(np.count_nonzero(~np.isfinite(values)))
+    return LoadReport(
+        source=source,
+        rows=table.num_rows,
+        missing=missing,
+        labels=tuple(c for c in LABEL_COLUMNS if c in table.column_names),
+    )
+
+
+def save_telemetry(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write a telemetry table to Parquet (zstd) after checking it against the schema.
+
+    The table is validated by :func:`load_telemetry` first, so a saved file always loads back to the same
+    table.
+    """
+    table = load_telemetry(table)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+    return path
+
+
+def write_kaggle_csv(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write a telemetry table as CSV in the Kaggle file's format (``YYYY-MM-DD HH:MM:SS`` UTC timestamps,
+    failure types as text, missing sensor values as empty cells)."""
+    table = load_telemetry(table)
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if name == "timestamp":
+            column = pc.strftime(column, format="%Y-%m-%d %H:%M:%S")
+        elif name == "failure_type":
+            column = pc.cast(column, pa.string())
+        elif name in SENSORS:
+            column = pc.if_else(pc.is_nan(column), pa.scalar(None, pa.float64()), column)
+        columns[name] = column
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # pyarrow quotes header names whatever the quoting style; the Kaggle file does not.
+    with open(path, "wb") as f:
+        f.write((",".join(columns) + "\n").encode())
+        pacsv.write_csv(pa.table(columns), f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where values come from, so that errors can point at them."""
+
+    source: str
+    is_csv: bool
+
+    def row(self, index: int) -> str:
+        # CSV line = header line + 1-based data row.
+        return f"row {index} (line {index + 2})" if self.is_csv else f"row {index}"
+
+    def error(self, column: str, index: int, problem: str) -> TelemetryError:
+        return TelemetryError(f"{self.source}: column {column!r}, {self.row(index)}: {problem}")
+
+
+def _read_raw(source: Source) -> tuple[pa.Table, str, bool]:
+    if isinstance(source, pa.Table):
+        return source, "<pyarrow.Table>", False
+    if isinstance(source, pa.RecordBatch):
+        return pa.Table.from_batches([source]), "<pyarrow.RecordBatch>", False
+    if type(source).__name__ == "DataFrame" and hasattr(source, "to_numpy"):
+        try:
+            return pa.Table.from_pandas(source, preserve_index=False), "<pandas.DataFrame>", False
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise TelemetryError(f"<pandas.DataFrame>: cannot convert to Arrow: {exc}") from exc
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"cannot load telemetry from {type(source).__name__}; give a path, a table or a DataFrame")
+
+    path = Path(source)
+    name = str(path)
+    if not path.is_file():
+        raise TelemetryError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise TelemetryError(f"{name}: empty file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    try:
+        if head[:4] == b"PAR1":
+            return pq.read_table(path), name, False
+        if head[:6] == b"ARROW1":
+            with paipc.open_file(path) as reader:
+                return reader.read_all(), name, False
+        if head[:4] == b"\xff\xff\xff\xff":
+            with paipc.open_stream(path) as reader:
+                return reader.read_all(), name, False
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TelemetryError(f"{name}: cannot read: {exc}") from exc
+    return _read_csv(path), name, True
+
+
+def _read_csv(path: Path) -> pa.Table:
+    name = str(path)
+    try:
+        with pacsv.open_csv(path) as reader:
+            header = reader.schema.names
+    except pa.ArrowInvalid as exc:
+        raise TelemetryError(f"{name}: cannot read as CSV: {exc}") from exc
+    # Fast path: pyarrow parses each known column straight into its type, on all cores. If any value does not
+    # parse, read everything as text instead, so that the column conversion below can name the first bad row
+    # (pyarrow's own conversion errors carry no row number).
+    typed = {c: _CSV_TYPES.get(c, pa.string()) for c in header}
+    try:
+        return pacsv.read_csv(path, convert_options=_csv_convert_options(typed))
+    except pa.ArrowInvalid:
+        pass
+    try:
+        return pacsv.read_csv(path, convert_options=_csv_convert_options(dict.fromkeys(header, pa.string())))
+    except pa.ArrowInvalid as exc:
+        raise TelemetryError(f"{name}: cannot read as CSV: {exc}") from exc
+
+
+_CSV_TYPES: dict[str, pa.DataType] = {
+    "timestamp": pa.timestamp("s"),
+    "machine_id": pa.int64(),
+    **dict.fromkeys(SENSORS, pa.float64()),
+    "machine_status": pa.int64(),
+    "anomaly_flag": pa.int64(),
+    "predicted_remaining_life": pa.float64(),
+    "failure_type": pa.string(),
+    "downtime_risk": pa.float64(),
+    "maintenance_required": pa.int64(),
+}
+
+
+def _csv_convert_options(column_types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types=column_types,
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        timestamp_parsers=["%Y-%m-%d %H:%M:%S", pacsv.ISO8601],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# column conversion
+
+
+def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _first_failing(column: pa.Array, convert) -> int:
+    """Index of the first element that ``convert`` rejects, found by bisection over prefixes."""
+    lo, hi = 0, len(column)  # invariant: column[:lo] converts, column[:hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            convert(column.slice(0, mid))
+            lo = mid
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+    return lo
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _clean_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Trim text cells; a blank cell is a missing value, like an empty one."""
+    if not _is_text(column.type):
+        return column
+    trimmed = pc.utf8_trim_whitespace(column)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, column.type), trimmed)
+
+
+def _cast_strings(column, to: pa.DataType, name: str, where: _Where, what: str):
+    array = _one_array(column)
+    try:
+        return pc.cast(array, to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        bad = _first_failing(array, lambda a: pc.cast(a, to))
+        raise where.error(name, bad, f"cannot parse {array[bad].as_py()!r} as {what}") from None
+
+
+def _first_null(column: pa.ChunkedArray | pa.Array) -> int:
+    return int(np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))[0])
+
+
+def _require_no_nulls(column, name: str, where: _Where) -> None:
+    if column.null_count:
+        raise where.error(name, _first_null(column), "value is missing")
+
+
+_UTC_SECONDS = pa.timestamp("s", tz="UTC")
+
+
+def _to_timestamp(column: pa.ChunkedArray, where: _Where) -> pa.ChunkedArray:
+    name = "timestamp"
+    _require_no_nulls(column, name, where)
+    kind = column.type
+    if _is_text(kind):
+        array = _one_array(column)
+        # The first value decides the form for the whole column: "2025-01-01 00:00:00" (Kaggle) or ISO 8601
+        # without a zone is taken as UTC; with a zone ("...Z", "+02:00") every value must carry one, since a
+        # column that mixes the two has no single meaning.
+        try:
+            pc.cast(array.slice(0, 1), pa.timestamp("s"))
+            naive = True
+        except pa.ArrowInvalid:
+            naive = False
+        if naive:
+            parsed = pc.cast(_cast_strings(array, pa.timestamp("s"), name, where, "a timestamp"), _UTC_SECONDS)
+        else:
+            parsed = _cast_strings(array, pa.timestamp("s", tz="UTC"), name, where, "a timestamp with a zone")
+        return pa.chunked_array([parsed])
+    if pa.types.is_timestamp(kind):
+        if kind.unit != "s":
+            column = pc.floor_temporal(column, unit="second")
+        # Arrow stores zoned timestamps as UTC and reads zone-less ones as UTC here, so the cast only changes
+        # the unit and the zone label, never the instant.
+        return pc.cast(column, _UTC_SECONDS, safe=False)
+    if pa.types.is_date(kind):
+        return pc.cast(pc.cast(column, pa.timestamp("s")), pa.timestamp("s", tz="UTC"))
+    if pa.types.is_integer(kind):  # seconds since the epoch
+        return pc.cast(pc.cast(column, pa.int64()), pa.timestamp("s", tz="UTC"))
+    raise TelemetryError(f"{where.source}: column 'timestamp' has type {kind}; expected timestamps or text")
+
+
+def _to_float(column: pa.ChunkedArray, name: str, where: _Where) -> np.ndarray:
+    kind = column.type
+    if _is_text(kind):
+        column = _cast_strings(column, pa.float64(), name, where, "a number")
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+        column = pc.cast(column, pa.float64())
+    else:
+        raise TelemetryError(f"{where.source}: column {name!r} has type {kind}; expected numbers")
+    # Nulls become NaN here: the caller decides whether a null is missing data or an error.
+    return np.asarray(_one_array(column).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _to_sensor(column: pa.ChunkedArray, name: str, where: _Where) -> tuple[pa.ChunkedArray, int]:
+    values = _to_float(column, name, where)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        values = np.where(missing, np.nan, values)
+    return pa.chunked_array([pa.array(values, pa.float64())]), int(missing.sum())
+
+
+def _to_label_float(column: pa.ChunkedArray, name: str, where: _Where) -> pa.ChunkedArray:
+    _require_no_nulls(column, name, where)
+    values = _to_float(column, name, where)
+    if name == "downtime_risk":
+        bad = ~((values >= 0.0) & (values <= 1.0))
+        rule = "must be a probability in [0, 1]"
+    else:  # predicted_remaining_life, hours
+        bad = ~(np.isfinite(values) & (values >= 0.0))
+        rule = "must be a finite number of hours >= 0"
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise where.error(name, index, f"{float(values[index])!r} {rule}")
+    return pa.chunked_array([pa.array(values, pa.float64())])
+
+
+def _to_int(column: pa.ChunkedArray, name: str, to: pa.DataType, where: _Where) -> pa.ChunkedArray:
+    _require_no_nulls(column, name, where)
+    kind = column.type
+    if _is_text(kind):
+        values = _cast_strings(column, pa.int64(), name, where, "an integer").to_numpy()
+    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        values = _one_array(pc.cast(column, pa.int64())).to_numpy()
+    elif pa.types.is_floating(kind):
+        floats = _one_array(column).to_numpy(zero_copy_only=False)
+        whole = np.isfinite(floats) & (floats == np.round(floats)) & (np.abs(floats) < 2.0**63)
+        if not whole.all():
+            index = int(np.flatnonzero(~whole)[0])
+            raise where.error(name, index, f"{float(floats[index])!r} is not an integer")
+        values = floats.astype(np.int64)
+    else:
+        raise TelemetryError(f"{where.source}: column {name!r} has type {kind}; expected integers")
+    domain = _INT_DOMAINS[name]
+    if domain is not None:
+        bad = ~np.isin(values, domain)
+        if bad.any():
+            index = int(np.flatnonzero(bad)[0])
+            allowed = f"{min(domain)}..{max(domain)}" if len(domain) > 2 else " or ".join(map(str, domain))
+            raise where.error(name, index, f"{int(values[index])} is outside {allowed}")
+    return pa.chunked_array([pa.array(values.astype(to.to_pandas_dtype()), to)])
+
+
+def _to_failure_type(column: pa.ChunkedArray, where: _Where) -> pa.ChunkedArray:
+    name = "failure_type"
+    _require_no_nulls(column, name, where)
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, pa.string())
+    if not _is_text(column.type):
+        raise TelemetryError(f"{where.source}: column 'failure_type' has type {column.type}; expected text")
+    text = _one_array(column)
+    codes = pc.index_in(text, value_set=pa.array(FAILURE_TYPES))
+    if codes.null_count:
+        index = _first_null(codes)
+        raise where.error(
+            name,
+            index,
+            f"unknown failure type {text[index].as_py()!r}; expected one of {', '.join(FAILURE_TYPES)}",
+        )
+    dictionary = pa.DictionaryArray.from_arrays(pc.cast(codes, pa.int8()), pa.array(FAILURE_TYPES))
+    return pa.chunked_array([dictionary])

@@ -1,0 +1,1 @@
+"""The stages of `iotengine run` and the REPORT.md they write."""

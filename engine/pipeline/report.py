@@ -1,0 +1,150 @@
+"""``REPORT.md`` of ``iotengine run``: the stages and their times, and a section per stage with its links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["write_run_report"]
+
+
+def _link(path: Path, out: Path, text: str | None = None) -> str:
+    relative = path.relative_to(out)
+    return f"[{relative if text is None else text}]({relative})"
+
+
+def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) -> Path:
+    """Write ``out/REPORT.md`` from the stages' times and results (engine.pipeline.run); returns its path."""
+    from engine.models.tasks import TASK_BY_NAME
+    from engine.scoring.batch import comparison_table
+    from engine.stream.replay import format_fraction
+
+    total = sum(seconds for _, seconds in done)
+    lines = [
+        "# iotengine run",
+        "",
+        "| stage | seconds |",
+        "| --- | --- |",
+        *(f"| {name} | {seconds:.1f} |" for name, seconds in done),
+        f"| **total** | {total:.1f} |",
+        "",
+        f"Everything the stages printed (their details, and any third-party output): {_link(out / 'run.log', out)}.",
+        "",
+        "## Data",
+        "",
+        *(f"- {name}: {_link(path, out)} ({table.num_rows:,} rows)" for name, (path, table) in results["data"].items()),
+        "",
+        "## Exploratory analysis",
+        "",
+    ]
+    for name in ("kaggle", "fleet"):
+        eda = results[f"eda_{name}"]
+        lines.append(f"- {name}: " + ", ".join(_link(p, out, p.name) for p in eda.files))
+    lines += ["", "## Features", "", "The 67 features (spec order), with machine ids, timestamps and labels:", ""]
+    lines += [f"- {name}: {_link(p, out)}" for name, p in results["features"].items()]
+    training = results["training"]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"Five tasks, {results['families']} models each, 3-fold CV on the kaggle data; Bayes ceilings, feature "
+        "reduction, the LightGBM autoencoder and raw-vs-all-features on fleet data. Full report: "
+        f"{_link(training.out / 'TRAINING.md', out)}; bundle: {_link(training.bundle.path / 'bundle.json', out)}.",
+        "",
+        "| task | chosen model | score | Bayes ceiling | threshold |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for task_name, family in training.best.items():
+        metric = TASK_BY_NAME[task_name].score
+        threshold = training.thresholds.get(task_name)
+        lines.append(
+            f"| {task_name} | {family} | {metric} {training.results[task_name][family].mean(metric):.4f} "
+            f"| {training.ceilings[task_name][metric]:.4f} | {'' if threshold is None else f'{threshold:.4f}'} |"
+        )
+    lines += ["", *(f"- {_link(p, out)}" for p in training.files)]
+    compiled = results["compiled"]
+    lines += [
+        "",
+        "## Native libraries",
+        "",
+        "| set | task | family | trees | library | bytes |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for set_name, tasks in compiled.manifest["native"].items():
+        for task_name, entry in tasks.items():
+            library = compiled.path / entry["library"]
+            lines.append(
+                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | {_link(library, out)} "
+                f"| {library.stat().st_size:,} |"
+            )
+    onnx = results["onnx"]
+    lines += [
+        "",
+        "## ONNX",
+        "",
+        "Every chosen model as ONNX fp32 (onnxmltools for LightGBM, skl2onnx for scikit-learn models), and each "
+        "task's LightGBM model also as int8 (GEMM form quantized by onnxruntime), scored against the models' own "
+        f"libraries on {results['held_out_name']}: {_link(onnx['csv'], out)}",
+        "",
+        onnx["markdown"].read_text(),
+        "## Model benchmarks (quick)",
+        "",
+        "Every runtime side by side on the bundle's LightGBM models and a standard 500-tree model: "
+        + ", ".join(_link(p, out) for p in results["bench"]),
+        "",
+    ]
+    edge_files = results["edge"]
+    edge = json.loads(edge_files[1].read_text())
+    timing = edge["c_bench"]
+    lines += [
+        "## C edge library",
+        "",
+        "The chosen models and the 67 features as dependency-free C99 (`iotengine.h`): "
+        + ", ".join(_link(p, out) for p in edge_files)
+        + ", sources in [edge/src/](edge/src/).",
+        "",
+        f"- `iot_state` {timing['state_bytes']} bytes per machine; library text "
+        f"{edge['sizes_O2']['total']['text']:,} bytes (gcc -O2).",
+        f"- Per sample in C: `iot_features` {timing['features_ns_median']:,.0f} ns, `iot_score` (five tasks) "
+        f"{timing['score_ns_median']:,.0f} ns, `iot_score_many` {timing['score_many_ns_median']:,.0f} ns "
+        f"(medians, {timing['samples']:,} samples).",
+        f"- The example program's scores differ from `bundle.predict` by at most {edge['example_max_abs_diff']:.1e}.",
+        "",
+    ]
+    score = results["score"]
+    lines += [
+        "## Batch scoring",
+        "",
+        f"`iotengine score` of {results['held_out_name']} with every backend: {_link(score['markdown'], out)}, "
+        f"{_link(score['csv'], out)}.",
+        "",
+        *comparison_table(score["rows"], prefix=f"{score['markdown'].parent.relative_to(out)}/"),
+        "",
+    ]
+    stream_files = results["stream"]
+    summary = json.loads(stream_files[1].read_text())
+    lines += [
+        "## Streaming",
+        "",
+        f"{summary['session_samples']:,} samples of new fleet telemetry ({summary['machines']} machines) replayed "
+        f"through `StreamScorer` and the C library of a fleet-trained bundle at {summary['samples_per_second']:,.0f} "
+        "samples/s, with alerts and a checkpoint: " + ", ".join(_link(p, out) for p in stream_files) + ".",
+        "",
+        "| task | alerts | labelled episodes | episodes alerted | precision | recall |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {q['task']} | {q['alerts']} | {q['episodes']} | {q['episodes_alerted']} | "
+            f"{format_fraction(q['precision'])} | {format_fraction(q['recall'])} |"
+            for q in summary["quality"]
+        ),
+        "",
+        f"Latency per sample p50 {summary['latency_us'].get('p50', float('nan')):,.0f} µs, "
+        f"p99 {summary['latency_us'].get('p99', float('nan')):,.0f} µs (a tick of {summary['machines']} samples "
+        f"per call); late samples {summary['late']:,}, missing sensor values {sum(summary['missing'].values()):,}.",
+        "",
+        f"![streaming replay]({stream_files[-1].relative_to(out)})",
+        "",
+    ]
+    report_path = out / "REPORT.md"
+    report_path.write_text("\n".join(lines) + "\n")
+    return report_path

@@ -1,0 +1,1 @@
+"""What every report shares: Markdown tables and links, CSV tables, figures."""
