@@ -26,7 +26,8 @@ import pyarrow.csv as pa_csv
 
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
-from engine.data.loading import SENSORS, load_telemetry, write_kaggle_csv
+from engine.data.loading import load_telemetry, write_kaggle_csv
+from engine.data.schema import SENSORS
 
 __all__ = [
     "SAMPLE_DTYPE",
@@ -101,7 +102,7 @@ def python_paths(bundle: Bundle, table: pa.Table, samples: int, budget_s: float 
     """Median ns per sample of the Python ways to score a stream: one call per sample on up to the first
     ``samples`` rows (each of 3 passes stops after ``budget_s`` seconds, and at least 64 samples), micro-batches on
     up to ``20 * samples`` rows."""
-    from engine.features.batch import FeatureStream
+    from engine.features.stream import FeatureStream
     from engine.stream.scorer import StreamScorer
 
     table = load_telemetry(table).slice(0, 20 * samples)

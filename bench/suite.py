@@ -42,7 +42,7 @@ from bench.artifacts import ModelArtifacts, Prebuilt, build_artifacts
 from bench.lleaves_env import LLEAVES_CACHE, RUNNER, lleaves_python
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
-from engine.data.loading import SENSORS
+from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
 from engine.models.tasks import TASK_BY_NAME, inputs_and_targets
 
@@ -366,7 +366,7 @@ def _add_ratios(records: list[dict]) -> None:
 
 def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
     """Per sample from Python: the 67 streaming features, then all five tasks' native libraries on one row."""
-    from engine.features.batch import FeatureStream
+    from engine.features.stream import FeatureStream
     from engine.models.tasks import design_matrix
 
     table = generate(max(config.single_rows * 5, 1_000), mode="fleet", seed=12, interval_s=300)

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pytest
 
 from bench.baselines import PythonFeatureStream, pandas_features
-from engine.data.loading import SENSORS
+from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
-from engine.features.batch import FeatureStream, compute_features
+from engine.features.batch import compute_features
+from engine.features.stream import FeatureStream
 
 ROWS = 200_000
 

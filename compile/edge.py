@@ -45,7 +45,7 @@ from compile.errors import CompileError
 from compile.native import _PREDICT, _UNIT_CALL, generate_sources, treelite_model
 from compile.uint8_trees import uint8_source
 from engine.bundle.format import Bundle
-from engine.data.loading import FAILURE_TYPES
+from engine.data.schema import FAILURE_TYPES
 from engine.models.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASK_BY_NAME, TASKS
 from engine.models.zoo import TREE_FAMILIES
 from kernels import calendar

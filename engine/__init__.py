@@ -5,15 +5,8 @@ The Python API lives in this package: telemetry data (:mod:`engine.data.loading`
 :mod:`engine.stream.scorer`) and the ``iotengine`` command line (:mod:`engine.cli.commands`).
 """
 
-from engine.data.loading import (
-    FAILURE_TYPES,
-    SENSORS,
-    TELEMETRY_SCHEMA,
-    LoadReport,
-    load_telemetry,
-    load_telemetry_with_report,
-    save_telemetry,
-)
+from engine.data.loading import LoadReport, load_telemetry, load_telemetry_with_report, save_telemetry
+from engine.data.schema import FAILURE_TYPES, SENSORS, TELEMETRY_SCHEMA
 from engine.errors import TelemetryError
 
 __all__ = [

@@ -30,7 +30,7 @@ STATUS_IDLE = 0
 STATUS_RUNNING = 1
 STATUS_MAINTENANCE = 2
 
-# Failure type codes follow engine.data.loading.FAILURE_TYPES: 0 Normal, 1 Vibration Issue, 2 Overheating,
+# Failure type codes follow engine.data.schema.FAILURE_TYPES: 0 Normal, 1 Vibration Issue, 2 Overheating,
 # 3 Pressure Drop, 4 Electrical Fault.
 # Drift added at the moment of failure, per failure type (rows) and sensor (columns); it grows as
 # progress**2 over the episode.

@@ -1,9 +1,14 @@
-"""The 67 feature names, in the order of ../shared/spec/features.md, and the index of each family."""
+"""The sensor and failure-type names; the 67 feature names in the order of ../shared/spec/features.md, and the
+index of each family."""
 
 from __future__ import annotations
 
+# The sensor columns of the telemetry, in the order of every array of five sensors; the raw features are them.
+SENSORS: tuple[str, ...] = ("temperature", "vibration", "humidity", "pressure", "energy_consumption")
 SENSOR_SHORT = ("temp", "vib", "hum", "pres", "energy")
-RAW = ("temperature", "vibration", "humidity", "pressure", "energy_consumption")
+RAW = SENSORS
+# The failure types, in the order of every array of class probabilities (and of iotengine.h).
+FAILURE_TYPES: tuple[str, ...] = ("Normal", "Vibration Issue", "Overheating", "Pressure Drop", "Electrical Fault")
 
 FEATURE_NAMES: tuple[str, ...] = (
     *RAW,

@@ -1,7 +1,7 @@
 """One sample of one machine -> 67 features, and the driver that runs it over many samples.
 
 This is the single kernel behind both the batch path (``engine.features.batch.compute_features``) and the
-streaming path (``engine.features.batch.FeatureStream``): same code, same operations in the same order, so the two
+streaming path (``engine.features.stream.FeatureStream``): same code, same operations in the same order, so the two
 give the same bits. The formulas and the handling of missing and late samples are those of
 ../shared/spec/features.md.
 """

@@ -23,9 +23,10 @@ import pyarrow as pa
 
 from bench.baselines import PythonFeatureStream, pandas_features
 from bench.timing import median_seconds
-from engine.data.loading import SENSORS
+from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
-from engine.features.batch import FeatureStream, compute_features
+from engine.features.batch import compute_features
+from engine.features.stream import FeatureStream
 from kernels.state import allocate
 from kernels.step import drive
 

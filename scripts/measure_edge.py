@@ -26,9 +26,9 @@ CONFIGS = (("chosen", "tl2cgen"), ("lightgbm", "tl2cgen"), ("lightgbm", "uint8")
 
 def numba_kernel_ns(fleet, repeats: int = 7) -> float:
     """The Numba kernel's batch driver, ns per sample (the C kernel's counterpart)."""
-    from engine.features.batch import _columns
+    from engine.features.inputs import telemetry_columns
 
-    ids, stamps, sensors = _columns(fleet)
+    ids, stamps, sensors = telemetry_columns(fleet)
     _, slots = np.unique(ids, return_inverse=True)
     slots = slots.astype(np.int64)
     order = np.arange(len(ids), dtype=np.int64)

@@ -16,11 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.data.loading import (
-    FAILURE_TYPES,
-    LABEL_COLUMNS,
-    REQUIRED_COLUMNS,
-    SENSORS,
-    TELEMETRY_SCHEMA,
     TelemetryError,
     load_telemetry,
     load_telemetry_with_report,
@@ -28,6 +23,7 @@ from engine.data.loading import (
     telemetry_report,
     write_kaggle_csv,
 )
+from engine.data.schema import FAILURE_TYPES, LABEL_COLUMNS, REQUIRED_COLUMNS, SENSORS, TELEMETRY_SCHEMA
 
 SAMPLE_SHA256 = "21cb7572c419aaeedac824d91d1e0b6442e7bc33a53538fffb8c8b3820d996aa"
 

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 
 from engine.data.eda import run_eda
-from engine.data.loading import SENSORS
+from engine.data.schema import SENSORS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -26,9 +26,12 @@ from compile.edge_binding import IOT_EINVAL, IOT_LATE, IOT_OK, SCORES_DTYPE, Edg
 from compile.errors import CompileError
 from engine.bundle.edge import build_edge, edge_library
 from engine.bundle.format import Bundle, TaskModel
-from engine.data.loading import FAILURE_TYPES, SENSORS, load_telemetry, write_kaggle_csv
+from engine.data.loading import load_telemetry, write_kaggle_csv
+from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.data.synthetic import generate
-from engine.features.batch import FeatureStream, LateSampleError, compute_features
+from engine.errors import LateSampleError
+from engine.features.batch import compute_features
+from engine.features.stream import FeatureStream
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, design_matrix, inputs_and_targets
 from engine.models.zoo import candidates

@@ -16,16 +16,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from bench.baselines import PythonFeatureStream, pandas_features
-from engine.data.loading import SENSORS, load_telemetry
+from engine.data.loading import load_telemetry
+from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
-from engine.features.batch import (
-    FEATURE_NAMES,
-    FeatureStream,
-    FeatureTransformer,
-    LateSampleError,
-    compute_features,
-    features_table,
-)
+from engine.errors import LateSampleError
+from engine.features.batch import FEATURE_NAMES, FeatureTransformer, compute_features, features_table
+from engine.features.stream import FeatureStream
 from kernels import FEATURE_NAMES as KERNEL_FEATURE_NAMES
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "features.md"

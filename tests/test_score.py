@@ -11,7 +11,8 @@ import pytest
 
 from engine.bundle.format import Bundle, TaskModel
 from engine.cli.commands import main
-from engine.data.loading import FAILURE_TYPES, load_telemetry
+from engine.data.loading import load_telemetry
+from engine.data.schema import FAILURE_TYPES
 from engine.data.synthetic import generate
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, inputs_and_targets

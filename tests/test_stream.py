@@ -25,7 +25,7 @@ from engine.bundle.format import Bundle, TaskModel
 from engine.cli.commands import main
 from engine.data.loading import load_telemetry, write_kaggle_csv
 from engine.data.synthetic import generate
-from engine.features.batch import FeatureStream
+from engine.features.stream import FeatureStream
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, design_matrix, inputs_and_targets
 from engine.models.zoo import lightgbm_candidate

@@ -10,7 +10,7 @@ from scipy import stats
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from engine.data.loading import FAILURE_TYPES, SENSORS, TELEMETRY_SCHEMA
+from engine.data.schema import FAILURE_TYPES, SENSORS, TELEMETRY_SCHEMA
 from engine.data.synthetic import generate
 
 

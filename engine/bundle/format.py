@@ -51,9 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.loading import FAILURE_TYPES, load_telemetry
+from engine.data.loading import load_telemetry
+from engine.data.schema import FAILURE_TYPES
 from engine.errors import BundleError, InvalidInputError
-from engine.features.batch import _features_of_valid_table
+from engine.features.batch import features_of_valid_table
 from engine.models.model_files import load_model, save_model
 from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
 from engine.models.zoo import TREE_FAMILIES
@@ -252,7 +253,7 @@ class Bundle:
     def inputs(self, table) -> np.ndarray:
         """The (n, 68) model inputs of a telemetry table: the 67 features and machine_status."""
         table = load_telemetry(table)
-        features = _features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
+        features = features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
         return design_matrix(features, table.column("machine_status").to_numpy())
 
     def predict(self, table, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
@@ -277,7 +278,7 @@ class Bundle:
         dict
             ``anomaly_flag``, ``maintenance_required``, ``downtime_risk``: probability of the positive class,
             shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
-            columns in :data:`engine.data.loading.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
+            columns in :data:`engine.data.schema.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
         """
         if backend == "c":
             from engine.scoring.batch import predict_with_c

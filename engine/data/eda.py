@@ -25,7 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.data.loading import FAILURE_TYPES, LABEL_COLUMNS, MACHINE_STATUSES, SENSORS, load_telemetry
+from engine.data.loading import load_telemetry
+from engine.data.schema import FAILURE_TYPES, LABEL_COLUMNS, MACHINE_STATUSES, SENSORS
 
 __all__ = ["EdaResult", "run_eda", "sensor_statistics"]
 

@@ -1,4 +1,4 @@
-"""The canonical telemetry table: schema, loading with validation, saving.
+"""Loading telemetry with validation into the canonical table (:mod:`engine.data.schema`), and saving it.
 
 Every stage of the engine reads telemetry through :func:`load_telemetry`, which turns a Kaggle-format CSV,
 a Parquet or Arrow IPC file, a :class:`pyarrow.Table` or a pandas DataFrame into one table in
@@ -40,66 +40,18 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
+from engine.data.columns import Where, clean_text, to_failure_type, to_int, to_label_float, to_sensor, to_timestamp
+from engine.data.schema import LABEL_COLUMNS, REQUIRED_COLUMNS, SENSORS, TELEMETRY_SCHEMA
 from engine.errors import TelemetryError
 
 __all__ = [
-    "FAILURE_TYPES",
-    "LABEL_COLUMNS",
-    "REQUIRED_COLUMNS",
-    "SENSORS",
-    "TELEMETRY_SCHEMA",
     "LoadReport",
-    "TelemetryError",
     "load_telemetry",
     "load_telemetry_with_report",
     "save_telemetry",
     "telemetry_report",
     "write_kaggle_csv",
 ]
-
-SENSORS: tuple[str, ...] = ("temperature", "vibration", "humidity", "pressure", "energy_consumption")
-FAILURE_TYPES: tuple[str, ...] = (
-    "Normal",
-    "Vibration Issue",
-    "Overheating",
-    "Pressure Drop",
-    "Electrical Fault",
-)
-MACHINE_STATUSES: dict[int, str] = {0: "idle", 1: "running", 2: "maintenance"}
-
-FAILURE_TYPE_TYPE = pa.dictionary(pa.int8(), pa.string())
-
-TELEMETRY_SCHEMA = pa.schema(
-    [
-        pa.field("timestamp", pa.timestamp("s", tz="UTC"), nullable=False),
-        pa.field("machine_id", pa.int64(), nullable=False),
-        *(pa.field(name, pa.float64(), nullable=False) for name in SENSORS),
-        pa.field("machine_status", pa.int8(), nullable=False),
-        pa.field("anomaly_flag", pa.int8(), nullable=False),
-        pa.field("predicted_remaining_life", pa.float64(), nullable=False),
-        pa.field("failure_type", FAILURE_TYPE_TYPE, nullable=False),
-        pa.field("downtime_risk", pa.float64(), nullable=False),
-        pa.field("maintenance_required", pa.int8(), nullable=False),
-    ]
-)
-"""The canonical schema. The first eight columns are required; the five label columns are optional."""
-
-REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "machine_id", *SENSORS, "machine_status")
-LABEL_COLUMNS: tuple[str, ...] = (
-    "anomaly_flag",
-    "predicted_remaining_life",
-    "failure_type",
-    "downtime_risk",
-    "maintenance_required",
-)
-
-# Allowed integer values per integer column; None means any int64.
-_INT_DOMAINS: dict[str, tuple[int, ...] | None] = {
-    "machine_id": None,
-    "machine_status": tuple(MACHINE_STATUSES),
-    "anomaly_flag": (0, 1),
-    "maintenance_required": (0, 1),
-}
 
 
 @dataclass
@@ -168,7 +120,7 @@ def load_telemetry(source: Source) -> pa.Table:
 def load_telemetry_with_report(source: Source) -> tuple[pa.Table, LoadReport]:
     """Like :func:`load_telemetry`, and also return the :class:`LoadReport`."""
     raw, name, is_csv = _read_raw(source)
-    where = _Where(name, is_csv)
+    where = Where(name, is_csv)
     if raw.num_rows == 0:
         raise TelemetryError(f"{name}: no data rows")
     missing_columns = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
@@ -187,17 +139,17 @@ def load_telemetry_with_report(source: Source) -> tuple[pa.Table, LoadReport]:
         name_ = schema_field.name
         if name_ not in raw.column_names:
             continue
-        column = _clean_text(raw.column(name_))
+        column = clean_text(raw.column(name_))
         if name_ == "timestamp":
-            columns[name_] = _to_timestamp(column, where)
+            columns[name_] = to_timestamp(column, where)
         elif name_ in SENSORS:
-            columns[name_], missing[name_] = _to_sensor(column, name_, where)
+            columns[name_], missing[name_] = to_sensor(column, name_, where)
         elif name_ == "failure_type":
-            columns[name_] = _to_failure_type(column, where)
+            columns[name_] = to_failure_type(column, where)
         elif schema_field.type == pa.float64():
-            columns[name_] = _to_label_float(column, name_, where)
+            columns[name_] = to_label_float(column, name_, where)
         else:
-            columns[name_] = _to_int(column, name_, schema_field.type, where)
+            columns[name_] = to_int(column, name_, schema_field.type, where)
 
     schema = pa.schema([TELEMETRY_SCHEMA.field(c) for c in columns])
     table = pa.Table.from_arrays([columns[c].combine_chunks() for c in columns], schema=schema)
@@ -264,21 +216,6 @@ def write_kaggle_csv(table: pa.Table, path: str | os.PathLike) -> Path:
 
 # ----------------------------------------------------------------------------------------------------
 # reading
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Where values come from, so that errors can point at them."""
-
-    source: str
-    is_csv: bool
-
-    def row(self, index: int) -> str:
-        # CSV line = header line + 1-based data row.
-        return f"row {index} (line {index + 2})" if self.is_csv else f"row {index}"
-
-    def error(self, column: str, index: int, problem: str) -> TelemetryError:
-        return TelemetryError(f"{self.source}: column {column!r}, {self.row(index)}: {problem}")
 
 
 def _read_raw(source: Source) -> tuple[pa.Table, str, bool]:
@@ -358,170 +295,3 @@ def _csv_convert_options(column_types: dict[str, pa.DataType]) -> pacsv.ConvertO
         quoted_strings_can_be_null=True,
         timestamp_parsers=["%Y-%m-%d %H:%M:%S", pacsv.ISO8601],
     )
-
-
-# ----------------------------------------------------------------------------------------------------
-# column conversion
-
-
-def _one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-
-def _first_failing(column: pa.Array, convert) -> int:
-    """Index of the first element that ``convert`` rejects, found by bisection over prefixes."""
-    lo, hi = 0, len(column)  # invariant: column[:lo] converts, column[:hi] does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        try:
-            convert(column.slice(0, mid))
-            lo = mid
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            hi = mid
-    return lo
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-def _clean_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Trim text cells; a blank cell is a missing value, like an empty one."""
-    if not _is_text(column.type):
-        return column
-    trimmed = pc.utf8_trim_whitespace(column)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, column.type), trimmed)
-
-
-def _cast_strings(column, to: pa.DataType, name: str, where: _Where, what: str):
-    array = _one_array(column)
-    try:
-        return pc.cast(array, to)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        bad = _first_failing(array, lambda a: pc.cast(a, to))
-        raise where.error(name, bad, f"cannot parse {array[bad].as_py()!r} as {what}") from None
-
-
-def _first_null(column: pa.ChunkedArray | pa.Array) -> int:
-    return int(np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))[0])
-
-
-def _require_no_nulls(column, name: str, where: _Where) -> None:
-    if column.null_count:
-        raise where.error(name, _first_null(column), "value is missing")
-
-
-_UTC_SECONDS = pa.timestamp("s", tz="UTC")
-
-
-def _to_timestamp(column: pa.ChunkedArray, where: _Where) -> pa.ChunkedArray:
-    name = "timestamp"
-    _require_no_nulls(column, name, where)
-    kind = column.type
-    if _is_text(kind):
-        array = _one_array(column)
-        # The first value decides the form for the whole column: "2025-01-01 00:00:00" (Kaggle) or ISO 8601
-        # without a zone is taken as UTC; with a zone ("...Z", "+02:00") every value must carry one, since a
-        # column that mixes the two has no single meaning.
-        try:
-            pc.cast(array.slice(0, 1), pa.timestamp("s"))
-            naive = True
-        except pa.ArrowInvalid:
-            naive = False
-        if naive:
-            parsed = pc.cast(_cast_strings(array, pa.timestamp("s"), name, where, "a timestamp"), _UTC_SECONDS)
-        else:
-            parsed = _cast_strings(array, pa.timestamp("s", tz="UTC"), name, where, "a timestamp with a zone")
-        return pa.chunked_array([parsed])
-    if pa.types.is_timestamp(kind):
-        if kind.unit != "s":
-            column = pc.floor_temporal(column, unit="second")
-        # Arrow stores zoned timestamps as UTC and reads zone-less ones as UTC here, so the cast only changes
-        # the unit and the zone label, never the instant.
-        return pc.cast(column, _UTC_SECONDS, safe=False)
-    if pa.types.is_date(kind):
-        return pc.cast(pc.cast(column, pa.timestamp("s")), pa.timestamp("s", tz="UTC"))
-    if pa.types.is_integer(kind):  # seconds since the epoch
-        return pc.cast(pc.cast(column, pa.int64()), pa.timestamp("s", tz="UTC"))
-    raise TelemetryError(f"{where.source}: column 'timestamp' has type {kind}; expected timestamps or text")
-
-
-def _to_float(column: pa.ChunkedArray, name: str, where: _Where) -> np.ndarray:
-    kind = column.type
-    if _is_text(kind):
-        column = _cast_strings(column, pa.float64(), name, where, "a number")
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
-        column = pc.cast(column, pa.float64())
-    else:
-        raise TelemetryError(f"{where.source}: column {name!r} has type {kind}; expected numbers")
-    # Nulls become NaN here: the caller decides whether a null is missing data or an error.
-    return np.asarray(_one_array(column).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _to_sensor(column: pa.ChunkedArray, name: str, where: _Where) -> tuple[pa.ChunkedArray, int]:
-    values = _to_float(column, name, where)
-    missing = ~np.isfinite(values)
-    if missing.any():
-        values = np.where(missing, np.nan, values)
-    return pa.chunked_array([pa.array(values, pa.float64())]), int(missing.sum())
-
-
-def _to_label_float(column: pa.ChunkedArray, name: str, where: _Where) -> pa.ChunkedArray:
-    _require_no_nulls(column, name, where)
-    values = _to_float(column, name, where)
-    if name == "downtime_risk":
-        bad = ~((values >= 0.0) & (values <= 1.0))
-        rule = "must be a probability in [0, 1]"
-    else:  # predicted_remaining_life, hours
-        bad = ~(np.isfinite(values) & (values >= 0.0))
-        rule = "must be a finite number of hours >= 0"
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise where.error(name, index, f"{float(values[index])!r} {rule}")
-    return pa.chunked_array([pa.array(values, pa.float64())])
-
-
-def _to_int(column: pa.ChunkedArray, name: str, to: pa.DataType, where: _Where) -> pa.ChunkedArray:
-    _require_no_nulls(column, name, where)
-    kind = column.type
-    if _is_text(kind):
-        values = _cast_strings(column, pa.int64(), name, where, "an integer").to_numpy()
-    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        values = _one_array(pc.cast(column, pa.int64())).to_numpy()
-    elif pa.types.is_floating(kind):
-        floats = _one_array(column).to_numpy(zero_copy_only=False)
-        whole = np.isfinite(floats) & (floats == np.round(floats)) & (np.abs(floats) < 2.0**63)
-        if not whole.all():
-            index = int(np.flatnonzero(~whole)[0])
-            raise where.error(name, index, f"{float(floats[index])!r} is not an integer")
-        values = floats.astype(np.int64)
-    else:
-        raise TelemetryError(f"{where.source}: column {name!r} has type {kind}; expected integers")
-    domain = _INT_DOMAINS[name]
-    if domain is not None:
-        bad = ~np.isin(values, domain)
-        if bad.any():
-            index = int(np.flatnonzero(bad)[0])
-            allowed = f"{min(domain)}..{max(domain)}" if len(domain) > 2 else " or ".join(map(str, domain))
-            raise where.error(name, index, f"{int(values[index])} is outside {allowed}")
-    return pa.chunked_array([pa.array(values.astype(to.to_pandas_dtype()), to)])
-
-
-def _to_failure_type(column: pa.ChunkedArray, where: _Where) -> pa.ChunkedArray:
-    name = "failure_type"
-    _require_no_nulls(column, name, where)
-    if pa.types.is_dictionary(column.type):
-        column = pc.cast(column, pa.string())
-    if not _is_text(column.type):
-        raise TelemetryError(f"{where.source}: column 'failure_type' has type {column.type}; expected text")
-    text = _one_array(column)
-    codes = pc.index_in(text, value_set=pa.array(FAILURE_TYPES))
-    if codes.null_count:
-        index = _first_null(codes)
-        raise where.error(
-            name,
-            index,
-            f"unknown failure type {text[index].as_py()!r}; expected one of {', '.join(FAILURE_TYPES)}",
-        )
-    dictionary = pa.DictionaryArray.from_arrays(pc.cast(codes, pa.int8()), pa.array(FAILURE_TYPES))
-    return pa.chunked_array([dictionary])

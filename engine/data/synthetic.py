@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from engine.data.loading import FAILURE_TYPES, TELEMETRY_SCHEMA
+from engine.data.schema import FAILURE_TYPES, TELEMETRY_SCHEMA
 from engine.errors import InvalidInputError
 from kernels import fleet_sim
 
@@ -69,7 +69,7 @@ def generate(
     start: str = "2025-01-01",
     interval_s: int = 60,
 ) -> pa.Table:
-    """Generate telemetry with all label columns, in :data:`engine.data.loading.TELEMETRY_SCHEMA`.
+    """Generate telemetry with all label columns, in :data:`engine.data.schema.TELEMETRY_SCHEMA`.
 
     Parameters
     ----------

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from engine.data.loading import FAILURE_TYPES, load_telemetry
+from engine.data.loading import load_telemetry
+from engine.data.schema import FAILURE_TYPES
 from engine.errors import InvalidInputError, TelemetryError
-from engine.features.batch import _features_of_valid_table
+from engine.features.batch import features_of_valid_table
 from kernels.names import FEATURE_NAMES
 
 __all__ = [
@@ -166,5 +167,5 @@ def targets(table: pa.Table) -> dict[str, np.ndarray]:
 def inputs_and_targets(source, *, utc_offset_minutes: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Load telemetry with labels and return the (n, 68) inputs and the targets of the five tasks."""
     table = load_telemetry(source)
-    features = _features_of_valid_table(table, utc_offset_minutes)
+    features = features_of_valid_table(table, utc_offset_minutes)
     return design_matrix(features, table.column("machine_status").to_numpy()), targets(table)

@@ -1,7 +1,13 @@
-"""Links of a Markdown report: every relative link must name a file or folder that exists.
+"""Markdown of every report: tables, links, and the check that every relative link names a file that exists.
 
 Examples
 --------
+>>> for line in markdown_table(["model", "ns"], [["anomaly", 218], ["rul", None]]):
+...     print(line)
+| model | ns |
+| --- | --- |
+| anomaly | 218 |
+| rul |  |
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> (folder / "a.csv").write_text("x")
@@ -17,9 +23,24 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["missing_links", "relative_links"]
+__all__ = ["link", "markdown_table", "missing_links", "relative_links"]
 
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def markdown_table(header, rows) -> list[str]:
+    """The lines of a Markdown table; a cell of None is empty, any other value is ``str(value)``."""
+
+    def cells(values) -> str:
+        return "| " + " | ".join("" if v is None else str(v) for v in values) + " |"
+
+    return [cells(header), "| " + " | ".join("---" for _ in header) + " |", *(cells(row) for row in rows)]
+
+
+def link(path: str | Path, base: str | Path, text: str | None = None) -> str:
+    """A Markdown link to ``path`` relative to the folder ``base`` (the folder of the report)."""
+    relative = Path(path).relative_to(base).as_posix()
+    return f"[{relative if text is None else text}]({relative})"
 
 
 def relative_links(markdown: str) -> list[str]:

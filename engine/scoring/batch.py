@@ -7,7 +7,7 @@ per input row, in input order::
     anomaly_flag, maintenance_required, downtime_risk          probability of the positive class
     anomaly_flag_decision, ...                                 probability >= the bundle's threshold
     failure_type                                               the most probable class's name
-    failure_type_p_normal, failure_type_p_vibration_issue, ... its 5 probabilities (engine.data.loading.FAILURE_TYPES)
+    failure_type_p_normal, failure_type_p_vibration_issue, ... its 5 probabilities (engine.data.schema.FAILURE_TYPES)
     predicted_remaining_life                                   hours
 
 as Parquet (or CSV, by the output's suffix). The file appears only when it is complete: it is written under a
@@ -34,7 +34,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from engine.data.loading import FAILURE_TYPES, SENSORS, load_telemetry
+from engine.data.loading import load_telemetry
+from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.errors import BundleError, InvalidInputError
 
 __all__ = [

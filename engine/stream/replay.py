@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.bundle.format import MANIFEST, Bundle
-from engine.data.loading import FAILURE_TYPES, SENSORS, load_telemetry_with_report
+from engine.data.loading import load_telemetry_with_report
+from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.errors import InvalidInputError, StreamStateError
 from engine.stream.alerts import (
     ALERT_TASKS,

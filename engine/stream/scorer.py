@@ -5,13 +5,13 @@
 - ``backend="c"`` (default): the bundle's edge library (``iotengine compile`` builds it; compile/edge.py), through
   cffi. Every machine's ``iot_state`` is a row of one NumPy buffer, and a micro-batch is one C call
   (``iot_score_many``), so the Python overhead is paid per batch, not per sample.
-- ``backend="python"``: the reference: the Numba kernel (:class:`engine.features.batch.FeatureStream`) and
+- ``backend="python"``: the reference: the Numba kernel (:class:`engine.features.stream.FeatureStream`) and
   :meth:`engine.bundle.format.Bundle.predict_inputs` with each model's own library.
 
 Both follow the spec's policies: a NaN or infinite sensor is missing; a sample older than its machine's last
 accepted one is late, is not applied, and scores NaN (:meth:`StreamScorer.score` raises
-:class:`engine.features.batch.LateSampleError`). :meth:`snapshot` writes the states in the format of
-:meth:`engine.features.batch.FeatureStream.snapshot` (the C state has the Numba state's fields), so a stream restored
+:class:`engine.errors.LateSampleError`). :meth:`snapshot` writes the states in the format of
+:meth:`engine.features.stream.FeatureStream.snapshot` (the C state has the Numba state's fields), so a stream restored
 from it continues with the same scores, on either backend.
 
 Example (a compiled bundle; tests/test_edge.py runs these calls)::
@@ -29,19 +29,14 @@ import numpy as np
 
 from compile.edge_binding import SCORES_DTYPE
 from engine.bundle.format import Bundle
-from engine.data.loading import FAILURE_TYPES, SENSORS
+from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.errors import InvalidInputError, LateSampleError
-from engine.features.batch import (
-    FEATURE_NAMES,
-    FeatureStream,
-    StreamStats,
-    _integer_array,
-    _timestamp_array,
-    read_snapshot,
-    snapshot_bytes,
-)
+from engine.features.inputs import integer_array, timestamp_array
 from engine.features.machine_index import MachineIndex
+from engine.features.snapshot import read_snapshot, snapshot_bytes
+from engine.features.stream import FeatureStream, StreamStats
 from engine.models.tasks import design_matrix
+from kernels.names import FEATURE_NAMES
 from kernels.state import F_WIDTH, I_COUNT, I_LAST_TS, I_SAMPLES, I_WIDTH, N_SENSORS
 
 __all__ = ["BACKENDS", "StreamScorer"]
@@ -176,10 +171,10 @@ class StreamScorer:
             ``failure_type_proba`` (n, 5). A late row is NaN (failure type ``""``) and listed in
             :attr:`last_late`.
         """
-        ids = _integer_array(machine_ids, "machine_ids")
-        timestamps = np.ascontiguousarray(_timestamp_array(timestamps_s), dtype=np.int64)
+        ids = integer_array(machine_ids, "machine_ids")
+        timestamps = np.ascontiguousarray(timestamp_array(timestamps_s), dtype=np.int64)
         values = np.ascontiguousarray(sensors, dtype=np.float64)
-        statuses = _integer_array(machine_status, "machine_status")
+        statuses = integer_array(machine_status, "machine_status")
         n = ids.shape[0]
         if timestamps.shape != (n,) or values.shape != (n, N_SENSORS) or statuses.shape != (n,):
             raise InvalidInputError(
@@ -326,7 +321,7 @@ class StreamScorer:
         return self._stream.machines if self.backend == "python" else tuple(self._index.ids)
 
     def snapshot(self) -> bytes:
-        """Every machine's state, as :meth:`engine.features.batch.FeatureStream.snapshot` writes it."""
+        """Every machine's state, as :meth:`engine.features.stream.FeatureStream.snapshot` writes it."""
         if self.backend == "python":
             return self._stream.snapshot()
         fstate, istate = self._state_arrays()

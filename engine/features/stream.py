@@ -1,0 +1,193 @@
+"""Streaming features (:class:`FeatureStream`): one sample at a time, any number of machines, O(1) per sample;
+the same kernel and state as the batch path (:mod:`engine.features.batch`), so the same bits."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.schema import SENSORS
+from engine.errors import InvalidInputError, LateSampleError
+from engine.features.inputs import integer_array, offset_seconds, sample_error, timestamp_array
+from engine.features.snapshot import read_snapshot, snapshot_bytes
+from kernels.names import N_FEATURES
+from kernels.state import I_COUNT, I_LAST_TS, I_SAMPLES, N_SENSORS, allocate
+from kernels.step import LATE, drive, step_one
+
+__all__ = ["FeatureStream", "StreamStats"]
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """Counts of a :class:`FeatureStream`: samples applied, samples rejected as late, missing values per sensor."""
+
+    accepted: int
+    late: int
+    missing: dict[str, int]
+    machines: int
+
+
+class FeatureStream:
+    """Streaming features: one sample at a time, any number of machines, O(1) per sample.
+
+    Parameters
+    ----------
+    utc_offset_minutes : int, default=0
+        Fixed offset of the local time used by the hour and day features.
+    capacity : int, default=64
+        Machine slots allocated up front; the state grows (doubling) as new machines appear.
+
+    Attributes
+    ----------
+    last_late : ndarray of int
+        Row indices of the samples :meth:`update_batch` rejected as late in its last call.
+    """
+
+    def __init__(self, *, utc_offset_minutes: int = 0, capacity: int = 64):
+        self.utc_offset_minutes = int(utc_offset_minutes)
+        self._offset_s = offset_seconds(self.utc_offset_minutes)
+        self._slot_of: dict[int, int] = {}
+        self._machine_ids: list[int] = []
+        self._fstate, self._istate = allocate(max(1, int(capacity)))
+        self._late = 0
+        self.last_late = np.empty(0, dtype=np.int64)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def update(self, machine_id, timestamp_s, sensors) -> np.ndarray:
+        """Apply one sample and return its 67 features.
+
+        Parameters
+        ----------
+        machine_id : int
+        timestamp_s : int
+            Seconds since the epoch, UTC.
+        sensors : sequence of 5 floats
+            temperature, vibration, humidity, pressure, energy_consumption; NaN or infinite = missing.
+
+        Returns
+        -------
+        ndarray of shape (67,)
+
+        Raises
+        ------
+        LateSampleError
+            The timestamp is earlier than the machine's last accepted sample; nothing is changed.
+        """
+        try:
+            t, v, h, p, e = sensors
+            timestamp = operator.index(timestamp_s)
+            t, v, h, p, e = float(t), float(v), float(h), float(p), float(e)
+        except (TypeError, ValueError) as exc:
+            raise sample_error(machine_id, timestamp_s, sensors) from exc
+        slot = self._slot_of.get(machine_id)
+        if slot is None:  # only once the sample is known to be valid: a bad one leaves no trace
+            slot = self._add_machine(machine_id)
+        row = np.empty(N_FEATURES)
+        status = step_one(self._fstate, self._istate, slot, timestamp, t, v, h, p, e, self._offset_s, row)
+        if status == LATE:
+            self._late += 1
+            raise LateSampleError(
+                f"machine {machine_id}: timestamp {timestamp_s} is earlier than the last accepted "
+                f"{self._istate[slot, I_LAST_TS]}"
+            )
+        return row
+
+    def update_batch(self, machine_ids, timestamps_s, sensors) -> np.ndarray:
+        """Apply a micro-batch of samples in arrival order and return their features.
+
+        Parameters
+        ----------
+        machine_ids : array-like of int, shape (n,)
+        timestamps_s : array-like of int or datetime64, shape (n,)
+        sensors : array-like of float, shape (n, 5)
+
+        Returns
+        -------
+        ndarray of shape (n, 67)
+            A late sample gets a row of NaN, is not applied, and is listed in :attr:`last_late`.
+        """
+        ids = integer_array(machine_ids, "machine_ids")
+        timestamps = timestamp_array(timestamps_s)
+        values = np.ascontiguousarray(sensors, dtype=np.float64)
+        n = ids.shape[0]
+        if timestamps.shape != (n,) or values.shape != (n, N_SENSORS):
+            raise InvalidInputError(
+                f"update_batch needs machine_ids (n,), timestamps_s (n,) and sensors (n, {N_SENSORS}); "
+                f"got {ids.shape}, {timestamps.shape} and {values.shape}"
+            )
+        unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        unique_slots = np.empty(unique.shape[0], dtype=np.int64)
+        for k in np.argsort(first, kind="stable"):  # new machines get slots in order of first appearance
+            m = int(unique[k])
+            unique_slots[k] = self._slot_of[m] if m in self._slot_of else self._add_machine(m)
+        slots = unique_slots[inverse.reshape(-1)]
+        out = np.empty((n, N_FEATURES))
+        status = np.zeros(n, dtype=np.int8)
+        drive(
+            self._fstate,
+            self._istate,
+            np.arange(n, dtype=np.int64),
+            slots,
+            timestamps,
+            values,
+            self._offset_s,
+            out,
+            status,
+        )
+        self.last_late = np.flatnonzero(status == LATE)
+        self._late += int(self.last_late.size)
+        return out
+
+    @property
+    def stats(self) -> StreamStats:
+        """Counts so far (they survive :meth:`snapshot` / :meth:`restore`)."""
+        used = len(self._machine_ids)
+        samples = self._istate[:used, I_SAMPLES]
+        counts = self._istate[:used, I_COUNT : I_COUNT + N_SENSORS]
+        missing = {name: int((samples - counts[:, s]).sum()) for s, name in enumerate(SENSORS)}
+        return StreamStats(accepted=int(samples.sum()), late=self._late, missing=missing, machines=used)
+
+    @property
+    def machines(self) -> tuple[int, ...]:
+        """Machine ids seen so far, in order of first appearance."""
+        return tuple(self._machine_ids)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole state as Arrow IPC stream bytes: one row per machine, one column per state field."""
+        used = len(self._machine_ids)
+        return snapshot_bytes(
+            self._machine_ids, self._fstate[:used], self._istate[:used], self.utc_offset_minutes, self._late
+        )
+
+    @classmethod
+    def restore(cls, data: bytes) -> FeatureStream:
+        """A stream that continues exactly where the one that made ``data`` (by :meth:`snapshot`) stopped."""
+        ids, fstate, istate, meta = read_snapshot(data)
+        stream = cls(utc_offset_minutes=meta["utc_offset_minutes"], capacity=max(1, len(ids)))
+        stream._machine_ids = list(ids)
+        stream._slot_of = {m: i for i, m in enumerate(ids)}
+        stream._fstate[: len(ids)] = fstate
+        stream._istate[: len(ids)] = istate
+        stream._late = int(meta["late"])
+        return stream
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _add_machine(self, machine_id) -> int:
+        machine_id = operator.index(machine_id)
+        if not -(2**63) <= machine_id < 2**63:
+            raise InvalidInputError(f"machine_id {machine_id} does not fit in int64")
+        slot = len(self._machine_ids)
+        if slot == self._fstate.shape[0]:
+            fstate, istate = allocate(2 * slot)
+            fstate[:slot] = self._fstate
+            istate[:slot] = self._istate
+            self._fstate, self._istate = fstate, istate
+        self._machine_ids.append(machine_id)
+        self._slot_of[machine_id] = slot
+        return slot
