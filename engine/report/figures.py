@@ -14,7 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # reports are written on servers and in CI: never open a window
 
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import matplotlib.pyplot as plt
 
 __all__ = ["pyplot", "save_figure"]
 
