@@ -25,9 +25,10 @@ from pathlib import Path
 import lightgbm as lgb
 
 from compile.binding import NativeModel
-from compile.native import NativeSources, build_library, generate_sources, treelite_model
+from compile.native import build_library, treelite_model
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
+from compile.tl2cgen_source import NativeSources, generate_sources
 from compile.uint8_trees import uint8_source
 
 __all__ = ["ModelArtifacts", "Prebuilt", "build_artifacts"]

@@ -16,10 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -28,6 +24,7 @@ from compile.errors import CompileError
 from engine.bundle.format import Bundle
 from engine.data.loading import load_telemetry, write_kaggle_csv
 from engine.data.schema import SENSORS
+from engine.report.figures import pyplot, save_figure
 
 __all__ = [
     "SAMPLE_DTYPE",
@@ -282,13 +279,11 @@ def _latency_chart(timing: dict, path: Path) -> Path:
         timing["score_many_ns_median"],
     ]
     colors = ["#4c72b0"] + ["#999999"] * (len(names) - 3) + ["#dd8452", "#55a868"]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = pyplot().subplots(figsize=(8, 3.6))
     ax.barh(names[::-1], values[::-1], color=colors[::-1])
     ax.set_xlabel("ns per sample (median, C, gcc -O2)")
     ax.set_title("Edge library: time per sample")
     for y, v in enumerate(values[::-1]):
         ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -12,10 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from engine.report.figures import pyplot, save_figure
+from engine.report.markdown import markdown_table
 
 __all__ = ["GOALS", "write_report"]
 
@@ -23,12 +21,6 @@ GOALS = (
     "native at batch 10k: at least 5x LightGBM's throughput and at least lleaves'",
     "batch-1 latency from C under 1 us for a 100-tree model",
 )
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + [
-        "| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows
-    ]
 
 
 def _fmt(value, digits: int = 0) -> str:
@@ -89,17 +81,17 @@ def write_report(document: dict, out: Path) -> list[Path]:
                     ratio = r.get("speedup_vs_lightgbm")
                     row.append(f"{_fmt(r['median_ns_per_row'])}" + (f" ({ratio:.2f}x)" if ratio else ""))
             rows.append(row)
-        lines += [*_table(["model", *runtimes], rows), ""]
+        lines += [*markdown_table(["model", *runtimes], rows), ""]
     lines += ["## Accuracy against LightGBM", "", "max |difference| of predictions on the same rows", ""]
     rows = [
         [model, *(f"{cell[(model, rt, batches[0])]['max_abs_diff']:.2e}" if (model, rt, batches[0]) in cell else "n/a"
                   for rt in runtimes)]
         for model in models
     ]  # fmt: skip
-    lines += [*_table(["model", *runtimes], rows), ""]
+    lines += [*markdown_table(["model", *runtimes], rows), ""]
     lines += ["## Size on disk (bytes)", ""]
     size_fields = [k for k in sizes[0] if k not in ("model", "trees")]
-    lines += _table(["model", "trees", *size_fields], [[s["model"], s["trees"], *(
+    lines += markdown_table(["model", "trees", *size_fields], [[s["model"], s["trees"], *(
         _fmt(s.get(k)) if s.get(k) is not None else "n/a" for k in size_fields)] for s in sizes])  # fmt: skip
     lines += [
         "",
@@ -163,38 +155,31 @@ def _grouped_bars(ax, labels, series: dict[str, list], log: bool = True):
     ax.legend(fontsize=7, ncol=2)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _throughput_chart(cell, models, runtimes, batches, out: Path) -> Path:
     shown = [b for b in batches if b != 1]
-    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4.5), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(shown), figsize=(6 * len(shown), 4.5), squeeze=False)
     for ax, batch in zip(axes[0], shown, strict=True):
         series = {rt: [(cell.get((m, rt, batch)) or {}).get("median_ns_per_row") for m in models] for rt in runtimes}
         _grouped_bars(ax, models, series)
         ax.set_title(f"batch {batch:,}: ns per row (lower is better)")
-    return _save(fig, out / "throughput.png")
+    return save_figure(fig, out / "throughput.png")
 
 
 def _latency_chart(cell, models, runtimes, out: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.5))
     for ax, key, title in zip(axes, ("median_ns_per_row", "p99_ns_per_row"), ("median", "p99"), strict=True):
         series = {rt: [(cell.get((m, rt, 1)) or {}).get(key) for m in models] for rt in runtimes}
         _grouped_bars(ax, models, series)
         ax.set_title(f"batch 1: ns per call, {title}")
-    return _save(fig, out / "latency_batch1.png")
+    return save_figure(fig, out / "latency_batch1.png")
 
 
 def _size_chart(sizes: list[dict], out: Path) -> Path:
     keys = [k for k in sizes[0] if k not in ("model", "trees")]
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+    fig, ax = pyplot().subplots(figsize=(12, 4.5))
     _grouped_bars(ax, [s["model"] for s in sizes], {k: [s.get(k) for s in sizes] for k in keys})
     ax.set_title("artifact size, bytes")
-    return _save(fig, out / "sizes.png")
+    return save_figure(fig, out / "sizes.png")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from engine.models.tasks import inputs_and_targets
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
-    X, y = inputs_and_targets(generate(30_000, mode="fleet", seed=3, interval_s=300))
+    X, y = inputs_and_targets(generate(30_000, mode="fleet", seed=3))
     params = {"objective": "binary", "num_leaves": 31, "verbose": -1, "num_threads": 1, "deterministic": True}
     booster = lgb.train(params, lgb.Dataset(X[:20_000], y["anomaly_flag"][:20_000]), 100)
     return build_artifacts("anomaly_100", booster, "binary", tmp_path_factory.mktemp("models")), X[20_000:]

@@ -1,10 +1,17 @@
 """cffi binding to the edge library built from :mod:`compile.edge` (``libiotengine.so``): the C ABI of
 ``iotengine.h`` as seen from Python.
 
+The declarations are not copied by hand: they are read from compile/c/iotengine.h.in, the header every edge
+library is built with, between its ``IOT_ABI_BEGIN`` and ``IOT_ABI_END`` markers. The status codes, the
+:data:`SCORES_DTYPE` layout of ``iot_scores`` and the state size come from those declarations, and opening a
+library checks that its ``iot_state_size()`` and failure-type names agree with them.
+
 The library is hashed and checked against the sha256 its bundle recorded before it is opened. States live in a
-NumPy buffer owned by the caller (:class:`engine.stream.scorer.StreamScorer`), ``state_size`` bytes per machine;
-:data:`SCORES_DTYPE` is ``iot_scores`` as a NumPy structured dtype, checked against the C compiler's layout when
-the library is opened. cffi releases the GIL during each call.
+NumPy buffer owned by the caller (:class:`engine.stream.scorer.StreamScorer`), ``state_size`` bytes per machine.
+cffi releases the GIL during each call.
+
+>>> STATUS["IOT_LATE"], SCORES_DTYPE.itemsize, SCORES_DTYPE.names[3]
+(1, 80, 'failure_type')
 """
 
 from __future__ import annotations
@@ -13,40 +20,51 @@ import os
 from pathlib import Path
 
 import numpy as np
+from cffi import FFI
 
 from compile.binding import open_verified_library
 from compile.errors import CompileError, InvalidInputError
+from compile.templates import c_source
+from kernels.names import FAILURE_TYPES
 
-__all__ = ["IOT_EINVAL", "IOT_LATE", "IOT_OK", "SCORES_DTYPE", "EdgeLibrary"]
+__all__ = ["ABI", "IOT_EINVAL", "IOT_LATE", "IOT_OK", "SCORES_DTYPE", "STATUS", "EdgeLibrary", "abi_declarations"]
 
-IOT_OK, IOT_LATE, IOT_EINVAL = 0, 1, 2
+HEADER = "iotengine.h.in"
+_BEGIN, _END = "/* IOT_ABI_BEGIN */", "/* IOT_ABI_END */"
 
-_CDEF = """
-typedef struct {
-  double  anomaly, maintenance, downtime;
-  int32_t failure_type;
-  double  failure_proba[5];
-  double  remaining_life;
-} iot_scores;
-size_t iot_state_size(void);
-void   iot_state_init(void *s, int32_t utc_offset_minutes);
-int    iot_features(void *s, int64_t timestamp_s, const double *sensors, double *out);
-int    iot_score(void *s, int64_t timestamp_s, const double *sensors, int32_t machine_status, iot_scores *out);
-int    iot_score_many(void *states, const int64_t *index, const int64_t *timestamps_s, const double *sensors,
-                      const int32_t *machine_status, int64_t n, iot_scores *out, int32_t *codes);
-"""
 
-SCORES_DTYPE = np.dtype(
-    [
-        ("anomaly", np.float64),
-        ("maintenance", np.float64),
-        ("downtime", np.float64),
-        ("failure_type", np.int32),
-        ("failure_proba", np.float64, (5,)),
-        ("remaining_life", np.float64),
-    ],
-    align=True,
-)
+def abi_declarations(header: str) -> str:
+    """The ABI part of an ``iotengine.h`` (between its markers), as cffi declarations."""
+    if header.count(_BEGIN) != 1 or header.count(_END) != 1:
+        raise CompileError("iotengine.h must mark its ABI with one IOT_ABI_BEGIN and one IOT_ABI_END comment")
+    return header[header.index(_BEGIN) + len(_BEGIN) : header.index(_END)]
+
+
+ABI = abi_declarations(c_source(HEADER))
+_LAYOUT = FFI()
+_LAYOUT.cdef(ABI)
+
+# enum iot_status, by name
+STATUS: dict[str, int] = {name: value for value, name in _LAYOUT.typeof("enum iot_status").elements.items()}
+IOT_OK, IOT_LATE, IOT_EINVAL = STATUS["IOT_OK"], STATUS["IOT_LATE"], STATUS["IOT_EINVAL"]
+
+
+def _numpy_dtype(ffi: FFI, name: str) -> np.dtype:
+    """A C struct as a NumPy structured dtype with the compiler's offsets (from cffi's view of the header)."""
+    scalar = {"double": np.float64, "int32_t": np.int32, "int64_t": np.int64}
+    names, formats, offsets = [], [], []
+    for field_name, field in ffi.typeof(name).fields:
+        kind = field.type
+        if kind.kind == "array":
+            formats.append((scalar[kind.item.cname], (kind.length,)))
+        else:
+            formats.append(scalar[kind.cname])
+        names.append(field_name)
+        offsets.append(field.offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ffi.sizeof(name)})
+
+
+SCORES_DTYPE = _numpy_dtype(_LAYOUT, "iot_scores")
 
 
 class EdgeLibrary:
@@ -61,13 +79,21 @@ class EdgeLibrary:
 
     def __init__(self, path: str | os.PathLike, sha256: str | None):
         path = Path(path)
-        self.ffi, self.lib = open_verified_library(path, sha256, _CDEF, "edge library")
+        self.ffi, self.lib = open_verified_library(path, sha256, ABI, "edge library")
         self.path = path
-        if self.ffi.sizeof("iot_scores") != SCORES_DTYPE.itemsize:
-            raise CompileError(
-                f"{path}: iot_scores is {self.ffi.sizeof('iot_scores')} bytes, not {SCORES_DTYPE.itemsize}"
-            )
         self.state_size = int(self.lib.iot_state_size())
+        if self.state_size != self.ffi.sizeof("iot_state"):
+            raise CompileError(
+                f"{path}: iot_state is {self.state_size} bytes in the library, {self.ffi.sizeof('iot_state')} in "
+                f"{HEADER}: the library was built from another header"
+            )
+        names = tuple(self.ffi.string(self.lib.iot_failure_type_names[k]).decode() for k in range(len(FAILURE_TYPES)))
+        if names != FAILURE_TYPES:
+            raise CompileError(f"{path}: the library's failure types {names} are not {FAILURE_TYPES}")
+
+    def status_str(self, status: int) -> str:
+        """``iot_status_str``: what a status code means."""
+        return self.ffi.string(self.lib.iot_status_str(int(status))).decode()
 
     def new_states(self, count: int, utc_offset_minutes: int) -> np.ndarray:
         """``count`` initialised states, one row of ``state_size`` bytes each (8-byte aligned)."""
@@ -77,7 +103,10 @@ class EdgeLibrary:
         return states
 
     def init_state(self, states: np.ndarray, k: int, utc_offset_minutes: int) -> None:
-        self.lib.iot_state_init(self._row(states, k), int(utc_offset_minutes))
+        """``iot_state_init`` of state ``k``; an offset the library refuses raises InvalidInputError."""
+        rc = self.lib.iot_state_init(self._row(states, k), int(utc_offset_minutes))
+        if rc != IOT_OK:
+            raise InvalidInputError(f"iot_state_init(utc_offset_minutes={utc_offset_minutes}): {self.status_str(rc)}")
 
     def features(self, states: np.ndarray, k: int, timestamp_s: int, sensors: np.ndarray, out: np.ndarray) -> int:
         """``iot_features`` on state ``k``; returns the status code."""
@@ -132,7 +161,7 @@ class EdgeLibrary:
         if n and (index.min() < 0 or index.max() >= states.shape[0]):
             raise InvalidInputError("score_many: a state index is outside the state buffer")
         rc = self.lib.iot_score_many(
-            self.ffi.from_buffer(states),
+            self.ffi.cast("iot_state *", self.ffi.from_buffer(states)),
             self.ffi.cast("int64_t *", self.ffi.from_buffer(index)),
             self.ffi.cast("int64_t *", self.ffi.from_buffer(timestamps_s)),
             self.ffi.cast("double *", self.ffi.from_buffer(sensors)),
@@ -142,7 +171,7 @@ class EdgeLibrary:
             self.ffi.cast("int32_t *", self.ffi.from_buffer(codes)),
         )
         if rc != IOT_OK:
-            raise CompileError(f"{self.path.name}: iot_score_many returned {rc}")
+            raise CompileError(f"{self.path.name}: iot_score_many: {self.status_str(rc)}")
 
     def single_scorer(self):
         """A reusable single-sample call: ``call(states, k, timestamp_s, sensors, status)`` returns
@@ -152,18 +181,17 @@ class EdgeLibrary:
         ffi, lib = self.ffi, self.lib
         sensors = ffi.new("double[5]")
         out = ffi.new("iot_scores *")
-        size = self.state_size
         cached = {"buffer": None, "pointer": None}
 
         def call(states: np.ndarray, k: int, timestamp_s: int, values, status: int):
             if cached["buffer"] is not states:
                 self._row(states, 0)  # checks dtype, layout and contiguity once per buffer
                 cached["buffer"] = states
-                cached["pointer"] = ffi.cast("char *", ffi.from_buffer(states))
+                cached["pointer"] = ffi.cast("iot_state *", ffi.from_buffer(states))
             if not 0 <= k < states.shape[0]:
                 raise IndexError(f"state {k} is outside the buffer of {states.shape[0]}")
             sensors[0:5] = values
-            return lib.iot_score(cached["pointer"] + k * size, timestamp_s, sensors, status, out), out
+            return lib.iot_score(cached["pointer"] + k, timestamp_s, sensors, status, out), out
 
         return call
 
@@ -172,4 +200,4 @@ class EdgeLibrary:
             raise InvalidInputError(f"states must be a C-contiguous int64 buffer of {self.state_size} bytes per row")
         if not 0 <= k < states.shape[0]:
             raise IndexError(f"state {k} is outside the buffer of {states.shape[0]}")
-        return self.ffi.from_buffer(states[k])
+        return self.ffi.cast("iot_state *", self.ffi.from_buffer(states[k]))

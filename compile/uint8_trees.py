@@ -11,7 +11,7 @@ Per node the tables hold 7 bytes (feature, code, flags, two int16 children, tree
 leaf), against tl2cgen's unrolled if-else code. Categorical splits use the category as the code (a value that
 is negative, NaN or not below 255 goes right, as in LightGBM) and a 256-bit set per split.
 
-The generated source has the ABI of :data:`compile.native.BATCH_SOURCE` (``get_num_feature``,
+The generated source has the ABI of :data:`compile.tl2cgen_source.BATCH_SOURCE` (``get_num_feature``,
 ``iot_num_outputs``, ``iot_predict``), so :class:`compile.binding.NativeModel` loads it.
 
 Examples

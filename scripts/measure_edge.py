@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.edge import c_bench, library_sizes, python_paths, write_samples
-from compile.edge import export_c, make
-from engine.bundle.edge import build_edge
+from compile.edge import make
+from engine.bundle.edge import build_edge, export_bundle_c
 from engine.bundle.format import Bundle
 from engine.data.synthetic import generate
 from kernels.state import allocate
@@ -52,18 +52,18 @@ def main() -> None:
     bundle = Bundle.load(args.bundle)
     if "edge" not in bundle.manifest:  # the Python paths score through the bundle's own edge library
         bundle = build_edge(args.bundle, progress=lambda _: None)
-    fleet = generate(100_000, mode="fleet", seed=11, interval_s=300)
+    fleet = generate(100_000, mode="fleet", seed=11)
     samples = write_samples(fleet, args.out / "samples.bin")
     results = {"numba_kernel_ns": numba_kernel_ns(fleet), "configs": {}}
     for models, trees in CONFIGS:
         name = f"{models}-{trees}"
         try:
-            fast = export_c(bundle, args.out / name / "O2", models=models, trees=trees, progress=lambda _: None)
+            fast = export_bundle_c(bundle, args.out / name / "O2", models=models, trees=trees, progress=lambda _: None)
         except Exception as exc:  # e.g. uint8 of a set that holds no LightGBM model
             print(f"{name}: not exported ({exc})")
             continue
         make(fast.directory, "all", "iotengine_bench", compiler="gcc", opt="-O2")
-        small = export_c(bundle, args.out / name / "Os", models=models, trees=trees, progress=lambda _: None)
+        small = export_bundle_c(bundle, args.out / name / "Os", models=models, trees=trees, progress=lambda _: None)
         make(small.directory, "libiotengine.a", compiler="gcc", opt="-Os")
         results["configs"][name] = {
             "tasks": fast.models,

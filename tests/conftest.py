@@ -55,7 +55,7 @@ def chosen_families() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def fleet_inputs():
-    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7, interval_s=300))
+    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7))
     assert np.isnan(X).any(axis=1).sum() > 500  # missing sensor values reach the models
     return X, y
 

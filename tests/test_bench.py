@@ -18,7 +18,8 @@ from small_models import random_lightgbm
 from bench.report import write_report
 from bench.suite import LARGE_MODEL, RUNTIMES, run_suite
 from compile.binding import NativeModel
-from compile.native import NativeSources, build_library
+from compile.native import build_library
+from compile.tl2cgen_source import NativeSources
 from compile.uint8_trees import uint8_source
 from engine.models.tasks import TASKS
 

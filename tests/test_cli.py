@@ -50,7 +50,7 @@ def test_run_writes_data_eda_and_report(tmp_path):
     out = tmp_path / "artifacts"
     # As a user runs it: the console gets one line per stage and the closing line, nothing from the libraries.
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli.commands", "run", "--out", str(out), "--rows", "3000"],
+        [sys.executable, "-m", "engine.cli", "run", "--out", str(out), "--rows", "3000"],
         capture_output=True,
         text=True,
         timeout=1800,

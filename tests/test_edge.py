@@ -21,15 +21,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from compile.edge import export_c, make
+from compile.edge import make
 from compile.edge_binding import IOT_EINVAL, IOT_LATE, IOT_OK, SCORES_DTYPE, EdgeLibrary
 from compile.errors import CompileError
-from engine.bundle.edge import build_edge, edge_library
+from engine.bundle.edge import build_edge, edge_library, export_bundle_c
 from engine.bundle.format import Bundle, TaskModel
 from engine.data.loading import load_telemetry, write_kaggle_csv
 from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.data.synthetic import generate
-from engine.errors import LateSampleError
+from engine.errors import InvalidInputError, LateSampleError
 from engine.features.batch import compute_features
 from engine.features.stream import FeatureStream
 from engine.models.cross_validation import fit_model
@@ -75,7 +75,7 @@ def _assert_features_agree(c_out: np.ndarray, numba_out: np.ndarray) -> int:
 
 def _fleet_with_bad_samples(rows: int, seed: int):
     """Fleet telemetry in arrival order with 1% late samples (an hour old), and NaN, inf and -0.0 sensors."""
-    ids, stamps, values, statuses = _columns(generate(rows, mode="fleet", seed=seed, interval_s=300))
+    ids, stamps, values, statuses = _columns(generate(rows, mode="fleet", seed=seed))
     rng = np.random.default_rng(seed)
     late = rng.choice(rows, rows // 100, replace=False)
     stamps[late] -= 3600
@@ -183,8 +183,16 @@ def test_late_and_invalid_samples_leave_the_state_untouched(compiled):
         assert np.array_equal(states, before)
     ffi, lib = library.ffi, library.lib
     assert lib.iot_score(ffi.NULL, 0, ffi.from_buffer("double[]", sensors), 1, ffi.NULL) == IOT_EINVAL
-    assert lib.iot_features(ffi.from_buffer(states), 0, ffi.NULL, ffi.from_buffer("double[]", out)) == IOT_EINVAL
+    state = ffi.cast("iot_state *", ffi.from_buffer(states))
+    assert lib.iot_features(state, 0, ffi.NULL, ffi.from_buffer("double[]", out)) == IOT_EINVAL
     assert np.array_equal(states, before)
+    # iot_state_init refuses a NULL state and offsets beyond Python's one day, leaving the state as it was
+    assert lib.iot_state_init(ffi.NULL, 0) == IOT_EINVAL
+    for offset in (1440, -1440, 2**31 - 1, -(2**31)):
+        assert lib.iot_state_init(state, offset) == IOT_EINVAL
+        assert np.array_equal(states, before)
+    with pytest.raises(InvalidInputError, match="utc_offset_minutes=1440"):
+        library.new_states(1, 1440)
     # an equal timestamp is not late
     assert library.features(states, 0, 1_000_000, sensors, out) == IOT_OK
 
@@ -360,7 +368,7 @@ def test_every_model_family_scores_as_bundle_predict(small_bundles, tmp_path, ki
 
 def test_uint8_needs_lightgbm_models(small_bundles, tmp_path):
     with pytest.raises(CompileError, match="uint8 tree form exists for LightGBM models; the chosen model is random"):
-        export_c(small_bundles["trees"], tmp_path / "c", trees="uint8", progress=lambda _: None)
+        export_bundle_c(small_bundles["trees"], tmp_path / "c", trees="uint8", progress=lambda _: None)
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
@@ -368,7 +376,7 @@ def test_uint8_needs_lightgbm_models(small_bundles, tmp_path):
 @pytest.mark.parametrize("kind", ["trees", "tabular"])
 def test_exported_tree_builds_with_warnings_as_errors(small_bundles, tmp_path, compiler, opt, kind):
     assert shutil.which(compiler), f"{compiler} is needed (README: install clang)"
-    tree = export_c(small_bundles[kind], tmp_path / "c", progress=lambda _: None)
+    tree = export_bundle_c(small_bundles[kind], tmp_path / "c", progress=lambda _: None)
     make(tree.directory, "all", compiler=compiler, opt=opt)  # -Wall -Wextra -Werror -pedantic -std=c99
     for name in ("libiotengine.a", "libiotengine.so", "iotengine_example"):
         assert (tree.directory / name).stat().st_size > 0
@@ -386,7 +394,7 @@ def test_exported_tree_builds_with_warnings_as_errors(small_bundles, tmp_path, c
 
 
 def test_cmake_builds_the_static_and_shared_library(small_bundles, tmp_path, real_sample_path):
-    tree = export_c(small_bundles["trees"], tmp_path / "c", progress=lambda _: None)
+    tree = export_bundle_c(small_bundles["trees"], tmp_path / "c", progress=lambda _: None)
     build = tmp_path / "build"
     subprocess.run(["cmake", "-S", str(tree.directory), "-B", str(build)], check=True, capture_output=True)
     subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
@@ -459,7 +467,7 @@ def test_example_program_reports_late_and_bad_rows(example_program, tmp_path):
 
 def test_fuzz_iot_score_and_the_csv_reader_under_asan_and_ubsan(small_bundles, tmp_path, real_sample_path):
     assert shutil.which("clang"), "clang with libFuzzer is needed (README: install clang libclang-rt-14-dev)"
-    tree = export_c(small_bundles["trees"], tmp_path / "c", progress=lambda _: None)
+    tree = export_bundle_c(small_bundles["trees"], tmp_path / "c", progress=lambda _: None)
     fuzzer = tmp_path / "fuzz_iot"
     sources = [str(tree.directory / name) for name in (*tree.library_sources, "iot_csv.c", "fuzz_iot.c")]
     flags = ["-std=c99", "-g", "-O1", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"]

@@ -11,9 +11,11 @@ import pytest
 
 from compile.binding import NativeModel
 from compile.errors import CompileError
-from compile.native import build_library, generate_sources, treelite_model
-from engine.bundle.format import Bundle, BundleError
+from compile.native import build_library, treelite_model
+from compile.tl2cgen_source import generate_sources
+from engine.bundle.format import Bundle
 from engine.bundle.native import compile_bundle, native_models
+from engine.errors import BundleError
 from engine.models.tasks import TASK_BY_NAME, TASKS
 
 

@@ -20,8 +20,9 @@ from small_models import random_lightgbm
 from compile.errors import CompileError
 from compile.onnx_export import OnnxModel
 from compile.onnx_gemm import _float32_at_most, gemm_model, quantize_int8
-from engine.bundle.format import Bundle, BundleError
+from engine.bundle.format import Bundle
 from engine.bundle.onnx import onnx_drift, onnx_models
+from engine.errors import BundleError
 from engine.models.tasks import TASK_BY_NAME, TASKS
 
 HELD_OUT = slice(30_000, None)  # the shared bundle is trained on the first 30k fleet rows

@@ -30,8 +30,9 @@ from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, design_matrix, inputs_and_targets
 from engine.models.zoo import lightgbm_candidate
 from engine.stream.alerts import AlertRule, alert_quality
-from engine.stream.replay import Replay, ReplayOptions, fleet_source
+from engine.stream.replay import Replay, ReplayOptions
 from engine.stream.scorer import StreamScorer
+from engine.stream.sources import fleet_source
 from kernels.hysteresis import empty_state, hysteresis_step
 
 INTERVAL = 60
@@ -139,7 +140,7 @@ def _stream_command(bundle: Bundle, folder: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "engine.cli.commands",
+        "engine.cli",
         "stream",
         "--bundle",
         str(bundle.path),

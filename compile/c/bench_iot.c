@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
 
   /* iot_features, blocks of BLOCK calls (one warm-up pass first) */
   for (pass = -1; pass < passes; ++pass) {
-    for (i = 0; i < machines; ++i) iot_state_init(&states[i], 0);
+    for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
     for (i = 0; i + BLOCK <= n; i += BLOCK) {
       double out[IOT_N_FEATURES];
       const int64_t shift = (pass + 1) * span;
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
   {
     size_t score_blocks = 0;
     for (pass = -1; pass < passes; ++pass) {
-      for (i = 0; i < machines; ++i) iot_state_init(&states[i], 0);
+      for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
       for (i = 0; i + BLOCK <= n; i += BLOCK) {
         iot_scores scores;
         const int64_t shift = (pass + 1) * span;
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     }
     /* iot_score, one clock reading per call */
     for (pass = 0; pass < passes; ++pass) {
-      for (i = 0; i < machines; ++i) iot_state_init(&states[i], 0);
+      for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
       for (i = 0; i < n; ++i) {
         iot_scores scores;
         const record *r = &records[i];
@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
         many == NULL)
       return 2;
     for (pass = -1; pass < passes; ++pass) {
-      for (i = 0; i < machines; ++i) iot_state_init(&states[i], 0);
+      for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
       for (i = 0; i < n; ++i) {
         index[i] = records[i].machine;
         stamps[i] = records[i].timestamp_s + (pass + 1) * span;
@@ -173,7 +173,7 @@ int main(int argc, char **argv) {
     int task;
     size_t model_blocks;
     if (inputs == NULL) return 2;
-    for (i = 0; i < machines; ++i) iot_state_init(&states[i], 0);
+    for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
     for (i = 0; i < n; ++i) {
       iot_features(&states[records[i].machine], records[i].timestamp_s, records[i].sensors, inputs + i * IOT_N_INPUTS);
       inputs[i * IOT_N_INPUTS + IOT_N_FEATURES] = (double)records[i].status;

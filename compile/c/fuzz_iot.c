@@ -33,7 +33,7 @@ static void score_checked(iot_state *s, int64_t timestamp_s, const double sensor
   iot_state before;
   iot_scores scores;
   double out[IOT_N_FEATURES];
-  int rc;
+  enum iot_status rc;
   memcpy(&before, s, sizeof before);
   rc = features_only ? iot_features(s, timestamp_s, sensors, out)
                      : iot_score(s, timestamp_s, sensors, status, &scores);
@@ -54,7 +54,14 @@ static void fuzz_binary(const uint8_t *data, size_t size) {
   if (size < 4) return;
   memcpy(&offset, data, 4);
   at = 4;
-  for (k = 0; k < MACHINES; ++k) iot_state_init(&states[k], offset % (24 * 60));
+  /* any offset: those beyond a day are refused and leave the state as it was */
+  for (k = 0; k < MACHINES; ++k) {
+    iot_state_init(&states[k], 0);
+    if (iot_state_init(&states[k], offset) != IOT_OK) {
+      check(offset > IOT_MAX_UTC_OFFSET_MINUTES || offset < -IOT_MAX_UTC_OFFSET_MINUTES);
+      check(states[k].offset_s == 0 && states[k].samples == 0);
+    }
+  }
   /* record: 1 byte control, 8 bytes timestamp, 40 bytes sensors, 4 bytes status */
   while (at + 53 <= size) {
     const uint8_t control = data[at];
@@ -109,7 +116,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   iot_scores scores;
   double sensors[IOT_N_SENSORS] = {0.0, 0.0, 0.0, 0.0, 0.0};
   double out[IOT_N_FEATURES];
-  iot_state_init(&s, 0);
+  check(iot_state_init(NULL, 0) == IOT_EINVAL);
+  check(iot_state_init(&s, IOT_MAX_UTC_OFFSET_MINUTES + 1) == IOT_EINVAL);
+  check(iot_state_init(&s, -IOT_MAX_UTC_OFFSET_MINUTES) == IOT_OK);
+  check(iot_state_init(&s, 0) == IOT_OK);
+  check(iot_status_str(IOT_LATE) != iot_status_str(IOT_OK) && iot_status_str((enum iot_status)99) != NULL);
   check(iot_score(NULL, 0, sensors, 1, &scores) == IOT_EINVAL);
   check(iot_score(&s, 0, NULL, 1, &scores) == IOT_EINVAL);
   check(iot_score(&s, 0, sensors, 1, NULL) == IOT_EINVAL);

@@ -30,7 +30,7 @@ static iot_state *state_of(machine_table *table, int64_t id) {
     if (!table->used[k]) {
       table->used[k] = 1;
       table->id[k] = id;
-      iot_state_init(&table->state[k], 0);
+      iot_state_init(&table->state[k], IOT_UTC_OFFSET_MINUTES); /* cannot fail: a valid offset */
       return &table->state[k];
     }
     if (table->id[k] == id) return &table->state[k];
@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     size_t length = strlen(line);
     iot_csv_sample sample;
     iot_state *state;
-    int rc;
+    enum iot_status rc;
     line_number += 1;
     if (length > 0 && line[length - 1] != '\n' && !feof(stdin)) { /* longer than the buffer: skip the rest */
       int c;
@@ -118,8 +118,8 @@ int main(int argc, char **argv) {
       printf(",late\n");
     } else if (rc != IOT_OK) {
       printf(",error\n");
-      fprintf(stderr, "line %ld: rejected by the library (machine_status %d outside 0..2?)\n", line_number,
-              (int)sample.machine_status);
+      fprintf(stderr, "line %ld: rejected by the library (machine_status %d outside 0..2?): %s\n", line_number,
+              (int)sample.machine_status, iot_status_str(rc));
       rejected = 1;
     }
   }

@@ -1,10 +1,11 @@
 """The edge library of a bundle, built into the bundle: ``edge/libiotengine.so`` and its C sources.
 
-``iotengine compile`` runs :func:`build_edge` after the native libraries: it exports the C tree of the chosen
-models (:func:`compile.edge.export_c`), builds the shared library with the exported Makefile (gcc, -O2,
-warnings as errors) and records every file with its sha256 in ``bundle.json``; the ``edge`` section names the
-library, the sources, the model set, the tree form and the state size. :func:`edge_library` opens it after
-checking its hash; :class:`engine.stream.scorer.StreamScorer` scores through it.
+``iotengine compile`` runs :func:`build_edge` after the native libraries. It exports the C tree of the chosen
+models (:func:`export_bundle_c`: :func:`compile.edge.export_c` of the bundle's :func:`edge_spec`), builds the
+shared library with the exported Makefile (gcc, -O2, warnings as errors) and records every file with its sha256
+in ``bundle.json``; the ``edge`` section names the library, the sources, the model set, the tree form and the
+state size. :func:`edge_library` opens it after checking its hash; :class:`engine.stream.scorer.StreamScorer`
+scores through it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,60 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from compile.edge import export_c, make
+from compile.edge import EdgeTree, export_c, make
 from compile.edge_binding import EdgeLibrary
+from compile.edge_spec import EdgeModel, EdgeSpec
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
+from engine.models.tasks import TASKS
 
-__all__ = ["build_edge", "edge_library"]
+__all__ = ["build_edge", "edge_library", "edge_spec", "export_bundle_c"]
 
 EDGE_LIBRARY = "edge/libiotengine.so"
+
+
+def edge_spec(bundle: Bundle, models: str = "chosen") -> EdgeSpec:
+    """What the edge exporter needs of ``bundle``'s ``models`` set: each task's verified model bytes and how to
+    read them, the UTC offset and the bundle's description."""
+    entries = bundle.set_entries(models)
+    edge_models = []
+    for task in TASKS:
+        if task.name not in entries:
+            continue  # EdgeSpec names the tasks that are missing
+        entry = entries[task.name]
+        edge_models.append(
+            EdgeModel(
+                task=task.name,
+                kind=task.kind,
+                family=entry["family"],
+                data=bundle.verified_bytes(entry["file"]),
+                columns=None if entry.get("columns") is None else tuple(int(c) for c in entry["columns"]),
+                threshold=None if entry.get("threshold") is None else float(entry["threshold"]),
+                class_indices=tuple(int(c) for c in entry["class_indices"]) if "class_indices" in entry else None,
+            )
+        )
+    return EdgeSpec(
+        name=bundle.path.name,
+        source=str(bundle.path),
+        created=bundle.created,
+        feature_spec=bundle.manifest["feature_spec"]["version"],
+        model_set=models,
+        models=tuple(edge_models),
+        utc_offset_minutes=bundle.utc_offset_minutes,
+    )
+
+
+def export_bundle_c(
+    bundle: Bundle | str,
+    out,
+    *,
+    models: str = "chosen",
+    trees: str = "tl2cgen",
+    progress: Callable[[str], None] = print,
+) -> EdgeTree:
+    """The edge C source tree of a bundle (or bundle path) in ``out`` (``iotengine export-c``)."""
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    return export_c(edge_spec(bundle, models), out, trees=trees, progress=progress)
 
 
 def build_edge(
@@ -42,7 +89,7 @@ def build_edge(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         folder = Path(directory) if directory is not None else Path(work) / "src"
-        tree = export_c(bundle, folder, models=models, trees=trees, progress=progress)
+        tree = export_bundle_c(bundle, folder, models=models, trees=trees, progress=progress)
         make(tree.directory, "libiotengine.so", *targets, compiler="gcc", opt="-O2")
         library = (tree.directory / "libiotengine.so").read_bytes()
         sources = {
@@ -70,8 +117,7 @@ def build_edge(
 
 def edge_library(bundle: Bundle) -> EdgeLibrary:
     """The bundle's edge library, loaded after its hash is checked."""
-    section = bundle.manifest.get("edge")
-    if section is None:
+    edge = bundle.edge
+    if edge is None:
         raise CompileError(f"{bundle.path}: no edge library; run `iotengine compile --bundle {bundle.path}`")
-    relative = section["library"]
-    return EdgeLibrary(bundle.path / relative, bundle.files[relative])
+    return EdgeLibrary(bundle.path / edge.library, edge.sha256)

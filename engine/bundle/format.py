@@ -40,35 +40,30 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from compile.native import TREE_FAMILIES
+from engine.bundle.files import MANIFEST, MANIFEST_LOCK, sha256_of, write_file, write_manifest
+from engine.bundle.sklearn_export import sklearn_onnx_exports
 from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES
 from engine.errors import BundleError, InvalidInputError
 from engine.features.batch import features_of_valid_table
 from engine.models.model_files import load_model, save_model
 from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
-from engine.models.zoo import TREE_FAMILIES
 from kernels.names import FEATURE_NAMES
 
-__all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "Bundle", "BundleError", "TaskModel", "sha256_of"]
+__all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "Bundle", "EdgeBuild", "TaskModel"]
 
 BUNDLE_FORMAT = "iotengine.bundle/1"
 FEATURE_SPEC_VERSION = "features.md/67"
-MANIFEST = "bundle.json"
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -103,6 +98,18 @@ def _library_versions() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class EdgeBuild:
+    """The bundle's edge library (``iotengine compile``): its file, sha256, model set, tree form, state size."""
+
+    library: str
+    sha256: str
+    models: str
+    trees: str
+    state_bytes: int
+    tasks: dict
+
+
 class Bundle:
     """A loaded, verified bundle. Build one with :meth:`write`, open one with :meth:`load`.
 
@@ -110,28 +117,92 @@ class Bundle:
     ----------
     path : Path
     manifest : dict
-        The parsed ``bundle.json``.
-    thresholds : dict of str -> float
-        Decision threshold of each binary task (predict positive when probability >= threshold).
+        The parsed ``bundle.json``; read it through the properties below.
     """
 
-    def __init__(self, path: Path, manifest: dict, contents: dict[str, bytes]):
+    def __init__(self, path: Path, manifest: dict, contents: dict[str, bytes], digest: str = ""):
         self.path = path
         self.manifest = manifest
+        self._digest = digest
         self._models = {}
         for name, entry in manifest["tasks"].items():
             task = TASK_BY_NAME[name]
             self._models[name] = load_model(contents[entry["file"]], entry["family"], task.kind)
         self._backend_cache: dict[str, dict] = {}
-        self.thresholds: dict[str, float] = {
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks of the chosen models, in manifest order."""
+        return list(self.manifest["tasks"])
+
+    @property
+    def digest(self) -> str:
+        """sha256 of ``bundle.json`` as loaded: it names the models and every file's hash, so two bundles with
+        the same digest score identically (checkpoints record it)."""
+        return self._digest
+
+    @property
+    def created(self) -> str:
+        """When the bundle was written (ISO 8601, UTC)."""
+        return str(self.manifest.get("created", ""))
+
+    @property
+    def utc_offset_minutes(self) -> int:
+        """The UTC offset of the calendar features the models were trained with; every path scores with it."""
+        return int(self.manifest.get("utc_offset_minutes", 0))
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Decision threshold of each binary task (predict positive when probability >= threshold)."""
+        return {
             name: float(entry["threshold"])
-            for name, entry in manifest["tasks"].items()
+            for name, entry in self.manifest["tasks"].items()
             if entry.get("threshold") is not None
         }
 
     @property
-    def tasks(self) -> list[str]:
-        return list(self.manifest["tasks"])
+    def model_sets(self) -> tuple[str, ...]:
+        """The model sets to choose from: ``"chosen"``, then the extra sets (``"lightgbm"``, ``"compact"``)."""
+        return ("chosen", *self.manifest.get("model_sets", {}))
+
+    def family(self, task: str, models: str = "chosen") -> str:
+        """The model family of ``task`` in a model set (e.g. ``"lightgbm"``, ``"random_forest"``)."""
+        return self.set_entries(models)[task]["family"]
+
+    @property
+    def native_sets(self) -> dict[str, dict[str, dict]]:
+        """The native libraries ``iotengine compile`` built: set -> task -> entry (empty before)."""
+        return dict(self.manifest.get("native", {}))
+
+    @property
+    def onnx_sets(self) -> dict[str, dict[str, dict]]:
+        """The ONNX exports: set -> task -> entry (empty before ``iotengine compile``)."""
+        return dict(self.manifest.get("onnx", {}))
+
+    @property
+    def sklearn_onnx(self) -> dict[str, dict]:
+        """Per chosen scikit-learn model, its ONNX file made when the bundle was written, or why there is none."""
+        return dict(self.manifest.get("sklearn_onnx", {}))
+
+    @property
+    def edge(self) -> EdgeBuild | None:
+        """The edge library, or None before ``iotengine compile``."""
+        section = self.manifest.get("edge")
+        if section is None:
+            return None
+        return EdgeBuild(
+            library=section["library"],
+            sha256=self.manifest["files"][section["library"]],
+            models=section["models"],
+            trees=section["trees"],
+            state_bytes=int(section["state_bytes"]),
+            tasks=dict(section["tasks"]),
+        )
+
+    @property
+    def trained_on(self) -> dict:
+        """What the training data was, as the trainer recorded it (empty if it did not)."""
+        return dict(self.manifest.get("trained_on", {}))
 
     @property
     def files(self) -> dict[str, str]:
@@ -159,7 +230,7 @@ class Bundle:
             task = TASK_BY_NAME[name]
             saved = save_model(model.estimator, model.family, task.kind)
             relative = f"models/{name}.{model.family}{saved.extension}"
-            files[relative] = _write_file(path / relative, saved.data)
+            files[relative] = write_file(path / relative, saved.data)
             tasks[name] = _task_entry(task, model, relative)
         set_entries: dict[str, dict] = {}
         for set_name, set_models in (sets or {}).items():
@@ -168,11 +239,11 @@ class Bundle:
                 task = TASK_BY_NAME[name]
                 saved = save_model(model.estimator, model.family, task.kind)
                 relative = f"{set_name}/{name}{saved.extension}"
-                files[relative] = _write_file(path / relative, saved.data)
+                files[relative] = write_file(path / relative, saved.data)
                 set_entries[set_name][name] = _task_entry(task, model, relative)
-        onnx_files, onnx_section = _sklearn_onnx_exports(models)
+        onnx_files, onnx_section = sklearn_onnx_exports(models)
         for relative, data in onnx_files.items():
-            files[relative] = _write_file(path / relative, data)
+            files[relative] = write_file(path / relative, data)
         manifest = {
             "format": BUNDLE_FORMAT,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -186,20 +257,20 @@ class Bundle:
             **(extra or {}),
             "files": files,
         }
-        _write_manifest(path, manifest)
+        write_manifest(path, manifest)
         return cls.load(path)
 
     def add_files(self, files: dict[str, bytes], section: str | None = None, entry: object = None) -> Bundle:
         """Add files (relative path -> bytes) to the bundle, and optionally a manifest section; returns it reloaded."""
-        with _MANIFEST_LOCK:  # build steps of one bundle may run side by side (engine.pipeline.run)
+        with MANIFEST_LOCK:
             manifest = json.loads((self.path / MANIFEST).read_text())
             for relative, data in files.items():
                 target = self.path / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
-                manifest["files"][relative] = _write_file(target, data)
+                manifest["files"][relative] = write_file(target, data)
             if section is not None:
                 manifest[section] = entry
-            _write_manifest(self.path, manifest)
+            write_manifest(self.path, manifest)
         return Bundle.load(self.path)
 
     # --- reading
@@ -210,7 +281,8 @@ class Bundle:
         path = Path(path)
         manifest_path = path / MANIFEST
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest_bytes = manifest_path.read_bytes()
+            manifest = json.loads(manifest_bytes)
         except FileNotFoundError:
             raise BundleError(f"{path}: not a bundle (no {MANIFEST})") from None
         except json.JSONDecodeError as exc:
@@ -236,7 +308,7 @@ class Bundle:
                 raise BundleError(f"{manifest_path}: unknown task {name!r}")
             if entry["file"] not in contents:
                 raise BundleError(f"{manifest_path}: task {name!r} uses {entry['file']}, which has no sha256")
-        return cls(path, manifest, contents)
+        return cls(path, manifest, contents, sha256_of(manifest_bytes))
 
     def verified_bytes(self, relative: str) -> bytes:
         """A bundle file's bytes, after checking them against the manifest's sha256 (again, at read time)."""
@@ -253,7 +325,7 @@ class Bundle:
     def inputs(self, table) -> np.ndarray:
         """The (n, 68) model inputs of a telemetry table: the 67 features and machine_status."""
         table = load_telemetry(table)
-        features = features_of_valid_table(table, int(self.manifest.get("utc_offset_minutes", 0)))
+        features = features_of_valid_table(table, self.utc_offset_minutes)
         return design_matrix(features, table.column("machine_status").to_numpy())
 
     def predict(self, table, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
@@ -352,7 +424,7 @@ class Bundle:
         return self._backend_cache[key]
 
     def _why_no_export(self, backend: str, models: str, task: str) -> str:
-        reason = self.manifest.get("sklearn_onnx", {}).get(task, {}).get("unavailable")
+        reason = self.sklearn_onnx.get(task, {}).get("unavailable")
         return f": {reason}" if backend == "onnx" and models == "chosen" and reason else ""
 
     def model(self, task: str):
@@ -367,32 +439,6 @@ class Bundle:
         """A predictor of a task's model from an extra set, from verified bytes."""
         entry = self.model_set(set_name)[task]
         return load_model(self.verified_bytes(entry["file"]), entry["family"], TASK_BY_NAME[task].kind)
-
-
-def _sklearn_onnx_exports(models: dict[str, TaskModel]) -> tuple[dict[str, bytes], dict[str, dict]]:
-    """skl2onnx's fp32 export of every chosen scikit-learn model, made now: the bundle keeps no estimator to
-    export later. Returns the files and, per task, the file and its size or why there is none."""
-    from compile.errors import CompileError
-    from compile.sklearn_onnx import register_indicator_columns, sklearn_onnx
-    from engine.models.tasks import STATUS_COLUMN
-    from engine.models.zoo import StatusOneHot
-
-    register_indicator_columns(StatusOneHot, STATUS_COLUMN, 3)
-    files: dict[str, bytes] = {}
-    section: dict[str, dict] = {}
-    for name, model in models.items():
-        if model.family == "lightgbm":  # exported from its model text by `iotengine compile`
-            continue
-        width = len(INPUT_COLUMNS) if model.columns is None else len(model.columns)
-        try:
-            data = sklearn_onnx(model.estimator, width).SerializeToString()
-        except CompileError as exc:  # SklearnOnnxUnavailable, or skl2onnx failing: the bundle says why
-            section[name] = {"unavailable": str(exc)}
-            continue
-        relative = f"onnx/chosen/{name}.fp32.onnx"
-        files[relative] = data
-        section[name] = {"fp32": relative, "fp32_bytes": len(data)}
-    return files, section
 
 
 def _task_entry(task, model: TaskModel, relative: str) -> dict:
@@ -411,19 +457,3 @@ def _task_entry(task, model: TaskModel, relative: str) -> dict:
     if task.kind == "multiclass":
         entry["class_indices"] = [int(c) for c in classes]
     return entry
-
-
-_MANIFEST_LOCK = threading.Lock()
-
-
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    """``bundle.json`` replaced in one step, so a reader never sees half of it."""
-    temporary = folder / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=1) + "\n")
-    temporary.replace(folder / MANIFEST)
-
-
-def _write_file(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return sha256_of(data)

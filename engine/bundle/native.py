@@ -25,10 +25,10 @@ from pathlib import Path
 
 from compile.binding import NativeModel
 from compile.errors import CompileError
-from compile.native import build_library, generate_sources, treelite_model
+from compile.native import TREE_FAMILIES, build_library, treelite_model
+from compile.tl2cgen_source import generate_sources
 from engine.bundle.format import Bundle
 from engine.models.tasks import TASK_BY_NAME
-from engine.models.zoo import TREE_FAMILIES
 
 __all__ = ["NATIVE_SETS", "compile_bundle", "native_models"]
 

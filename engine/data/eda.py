@@ -17,16 +17,13 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display on servers and in CI
-import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES, LABEL_COLUMNS, MACHINE_STATUSES, SENSORS
+from engine.report.figures import pyplot, save_figure
 
 __all__ = ["EdaResult", "run_eda", "sensor_statistics"]
 
@@ -188,7 +185,7 @@ def _plot_timeseries(table: pa.Table, path: Path, machines_to_plot: int) -> Path
     chosen = ids[order[:machines_to_plot]]
 
     times = table.column("timestamp").cast("int64").to_numpy().astype("datetime64[s]")
-    fig, axes = plt.subplots(len(SENSORS), 1, figsize=(12, 2.1 * len(SENSORS)), sharex=True)
+    fig, axes = pyplot().subplots(len(SENSORS), 1, figsize=(12, 2.1 * len(SENSORS)), sharex=True)
     for machine in chosen:
         rows = np.flatnonzero(machine_ids == machine)
         rows = rows[np.argsort(times[rows], kind="stable")]
@@ -204,16 +201,14 @@ def _plot_timeseries(table: pa.Table, path: Path, machines_to_plot: int) -> Path
     axes[0].legend(loc="upper right", fontsize=7, ncol=len(chosen))
     marker = "red dots: anomaly_flag = 1" if has_anomaly else "no labels"
     axes[0].set_title(f"Sensors over time ({marker})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 
 def _plot_distributions(table: pa.Table, path: Path) -> Path:
     labels = [c for c in ("anomaly_flag", "maintenance_required") if c in table.column_names]
     rows = max(1, len(labels))
-    fig, axes = plt.subplots(rows, len(SENSORS), figsize=(3.2 * len(SENSORS), 2.6 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, len(SENSORS), figsize=(3.2 * len(SENSORS), 2.6 * rows), squeeze=False)
     for r in range(rows):
         split = table.column(labels[r]).to_numpy() if labels else None
         for c, sensor in enumerate(SENSORS):
@@ -241,9 +236,7 @@ def _plot_distributions(table: pa.Table, path: Path) -> Path:
             ax.tick_params(labelsize=7)
         if labels:
             axes[r, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 
@@ -254,7 +247,7 @@ def _plot_correlation(table: pa.Table, path: Path) -> Path:
     complete = np.isfinite(matrix).all(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(matrix[complete], rowvar=False)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(names), 0.6 + 0.7 * len(names)))
+    fig, ax = pyplot().subplots(figsize=(1.0 + 0.75 * len(names), 0.6 + 0.7 * len(names)))
     image = ax.imshow(corr, vmin=-1, vmax=1, cmap="coolwarm")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -264,7 +257,5 @@ def _plot_correlation(table: pa.Table, path: Path) -> Path:
                 ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(image, ax=ax, shrink=0.8)
     ax.set_title("Pearson correlation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path

@@ -155,6 +155,15 @@ class FeatureStream:
         """Machine ids seen so far, in order of first appearance."""
         return tuple(self._machine_ids)
 
+    def last_timestamp(self, machine_id) -> int:
+        """The timestamp of the machine's last accepted sample (KeyError for a machine never seen)."""
+        return int(self._istate[self._slot_of[machine_id], I_LAST_TS])
+
+    def state_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the float and int state of every machine seen, in order of first appearance."""
+        used = len(self._machine_ids)
+        return self._fstate[:used].copy(), self._istate[:used].copy()
+
     # ------------------------------------------------------------------------------------------------------
 
     def snapshot(self) -> bytes:

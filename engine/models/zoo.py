@@ -38,6 +38,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from compile.native import TREE_FAMILIES
 from engine.errors import InvalidInputError
 from engine.models.tasks import STATUS_COLUMN
 
@@ -67,7 +68,6 @@ LIGHTGBM_PARAMS = {
 # makes a random forest 8x slower for no gain in CV on these data.
 FOREST_PARAMS = {"n_estimators": 100, "max_depth": 14, "min_samples_leaf": 5, "max_features": "sqrt"}
 HIST_GB_PARAMS = {"max_iter": 100, "learning_rate": 0.1}
-TREE_FAMILIES = ("lightgbm", "random_forest", "extra_trees", "hist_gradient_boosting")
 
 
 @dataclass

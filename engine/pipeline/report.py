@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.report.markdown import link
+
 __all__ = ["write_run_report"]
-
-
-def _link(path: Path, out: Path, text: str | None = None) -> str:
-    relative = path.relative_to(out)
-    return f"[{relative if text is None else text}]({relative})"
 
 
 def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) -> Path:
     """Write ``out/REPORT.md`` from the stages' times and results (engine.pipeline.run); returns its path."""
     from engine.models.tasks import TASK_BY_NAME
     from engine.scoring.batch import comparison_table
-    from engine.stream.replay import format_fraction
+    from engine.stream.summary import format_fraction
 
     total = sum(seconds for _, seconds in done)
     lines = [
@@ -28,20 +25,20 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         *(f"| {name} | {seconds:.1f} |" for name, seconds in done),
         f"| **total** | {total:.1f} |",
         "",
-        f"Everything the stages printed (their details, and any third-party output): {_link(out / 'run.log', out)}.",
+        f"Everything the stages printed (their details, and any third-party output): {link(out / 'run.log', out)}.",
         "",
         "## Data",
         "",
-        *(f"- {name}: {_link(path, out)} ({table.num_rows:,} rows)" for name, (path, table) in results["data"].items()),
+        *(f"- {name}: {link(path, out)} ({table.num_rows:,} rows)" for name, (path, table) in results["data"].items()),
         "",
         "## Exploratory analysis",
         "",
     ]
     for name in ("kaggle", "fleet"):
         eda = results[f"eda_{name}"]
-        lines.append(f"- {name}: " + ", ".join(_link(p, out, p.name) for p in eda.files))
+        lines.append(f"- {name}: " + ", ".join(link(p, out, p.name) for p in eda.files))
     lines += ["", "## Features", "", "The 67 features (spec order), with machine ids, timestamps and labels:", ""]
-    lines += [f"- {name}: {_link(p, out)}" for name, p in results["features"].items()]
+    lines += [f"- {name}: {link(p, out)}" for name, p in results["features"].items()]
     training = results["training"]
     lines += [
         "",
@@ -49,7 +46,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "",
         f"Five tasks, {results['families']} models each, 3-fold CV on the kaggle data; Bayes ceilings, feature "
         "reduction, the LightGBM autoencoder and raw-vs-all-features on fleet data. Full report: "
-        f"{_link(training.out / 'TRAINING.md', out)}; bundle: {_link(training.bundle.path / 'bundle.json', out)}.",
+        f"{link(training.out / 'TRAINING.md', out)}; bundle: {link(training.bundle.path / 'bundle.json', out)}.",
         "",
         "| task | chosen model | score | Bayes ceiling | threshold |",
         "| --- | --- | --- | --- | --- |",
@@ -61,7 +58,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
             f"| {task_name} | {family} | {metric} {training.results[task_name][family].mean(metric):.4f} "
             f"| {training.ceilings[task_name][metric]:.4f} | {'' if threshold is None else f'{threshold:.4f}'} |"
         )
-    lines += ["", *(f"- {_link(p, out)}" for p in training.files)]
+    lines += ["", *(f"- {link(p, out)}" for p in training.files)]
     compiled = results["compiled"]
     lines += [
         "",
@@ -74,7 +71,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         for task_name, entry in tasks.items():
             library = compiled.path / entry["library"]
             lines.append(
-                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | {_link(library, out)} "
+                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | {link(library, out)} "
                 f"| {library.stat().st_size:,} |"
             )
     onnx = results["onnx"]
@@ -84,13 +81,13 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "",
         "Every chosen model as ONNX fp32 (onnxmltools for LightGBM, skl2onnx for scikit-learn models), and each "
         "task's LightGBM model also as int8 (GEMM form quantized by onnxruntime), scored against the models' own "
-        f"libraries on {results['held_out_name']}: {_link(onnx['csv'], out)}",
+        f"libraries on {results['held_out_name']}: {link(onnx['csv'], out)}",
         "",
         onnx["markdown"].read_text(),
         "## Model benchmarks (quick)",
         "",
         "Every runtime side by side on the bundle's LightGBM models and a standard 500-tree model: "
-        + ", ".join(_link(p, out) for p in results["bench"]),
+        + ", ".join(link(p, out) for p in results["bench"]),
         "",
     ]
     edge_files = results["edge"]
@@ -100,7 +97,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "## C edge library",
         "",
         "The chosen models and the 67 features as dependency-free C99 (`iotengine.h`): "
-        + ", ".join(_link(p, out) for p in edge_files)
+        + ", ".join(link(p, out) for p in edge_files)
         + ", sources in [edge/src/](edge/src/).",
         "",
         f"- `iot_state` {timing['state_bytes']} bytes per machine; library text "
@@ -115,8 +112,8 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
     lines += [
         "## Batch scoring",
         "",
-        f"`iotengine score` of {results['held_out_name']} with every backend: {_link(score['markdown'], out)}, "
-        f"{_link(score['csv'], out)}.",
+        f"`iotengine score` of {results['held_out_name']} with every backend: {link(score['markdown'], out)}, "
+        f"{link(score['csv'], out)}.",
         "",
         *comparison_table(score["rows"], prefix=f"{score['markdown'].parent.relative_to(out)}/"),
         "",
@@ -128,7 +125,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "",
         f"{summary['session_samples']:,} samples of new fleet telemetry ({summary['machines']} machines) replayed "
         f"through `StreamScorer` and the C library of a fleet-trained bundle at {summary['samples_per_second']:,.0f} "
-        "samples/s, with alerts and a checkpoint: " + ", ".join(_link(p, out) for p in stream_files) + ".",
+        "samples/s, with alerts and a checkpoint: " + ", ".join(link(p, out) for p in stream_files) + ".",
         "",
         "| task | alerts | labelled episodes | episodes alerted | precision | recall |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -21,9 +21,8 @@ from engine.data.loading import load_telemetry_with_report, save_telemetry
 from engine.pipeline.stages import Stages
 from engine.report.markdown import missing_links
 
-__all__ = ["FLEET_INTERVAL_S", "RUN_ROWS", "STAGES", "run_pipeline"]
+__all__ = ["RUN_ROWS", "STAGES", "run_pipeline"]
 
-FLEET_INTERVAL_S = 300
 RUN_ROWS = 20_000  # the whole run in about three minutes on 2 cores
 STAGES = 13
 HELD_OUT_NAME = "kaggle-mode rows generated with seed + 1 (not trained on)"
@@ -59,7 +58,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             f"generate fleet-mode data ({rows:,} rows)",
             # One sample per machine every 5 minutes: 100k rows span a week, long enough for machines to
             # degrade, fail and be repaired (at one a minute the same rows cover 33 hours and hold no failure).
-            lambda: generate(rows, mode="fleet", seed=seed, interval_s=FLEET_INTERVAL_S),
+            lambda: generate(rows, mode="fleet", seed=seed),
             _rows_and_machines,
         )
         results["data"] = {

@@ -17,133 +17,33 @@ sample, so every sample is scored exactly once and the scores are those of an un
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.bundle.format import MANIFEST, Bundle
-from engine.data.loading import load_telemetry_with_report
-from engine.data.schema import FAILURE_TYPES, SENSORS
+from engine.bundle.files import MANIFEST
+from engine.bundle.format import Bundle
 from engine.errors import InvalidInputError, StreamStateError
 from engine.stream.alerts import (
     ALERT_TASKS,
     Alert,
     AlertExplainer,
-    AlertQuality,
     AlertTracker,
     alert_quality,
     alert_rules,
 )
 from engine.stream.checkpoint import StreamState, read_state, write_state
+from engine.stream.outputs import ALERT_COLUMNS, SCORE_COLUMNS, alert_line, open_output, score_lines
 from engine.stream.scorer import StreamScorer
+from engine.stream.sources import ReplaySource
+from engine.stream.summary import LATENCY_PERCENTILES, StreamSummary
 
-__all__ = ["Replay", "ReplayOptions", "ReplaySource", "StreamSummary", "fleet_source", "source_from_file"]
-
-SCORE_COLUMNS = (
-    "row",
-    "machine_id",
-    "timestamp",
-    "late",
-    "anomaly_flag",
-    "maintenance_required",
-    "downtime_risk",
-    "failure_type",
-    *(f"p_{name.lower().replace(' ', '_')}" for name in FAILURE_TYPES),
-    "predicted_remaining_life",
-)
-ALERT_COLUMNS = (
-    "row",
-    "machine_id",
-    "time",
-    "task",
-    "score",
-    "failure_type",
-    "predicted_remaining_life",
-    "drivers",
-)
-LATENCY_PERCENTILES = (50, 90, 99, 99.9)
-
-
-@dataclass(frozen=True)
-class ReplaySource:
-    """Telemetry in arrival order, as arrays; ``labels`` holds the alerting tasks' label columns present."""
-
-    name: str
-    identity: dict
-    machine_ids: np.ndarray
-    timestamps: np.ndarray
-    sensors: np.ndarray
-    statuses: np.ndarray
-    labels: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> int:
-        return int(self.machine_ids.shape[0])
-
-    @classmethod
-    def from_table(cls, table, name: str, identity: dict) -> ReplaySource:
-        labels = {
-            task: table.column(task).to_numpy().astype(np.float64) for task in ALERT_TASKS if task in table.column_names
-        }
-        return cls(
-            name=name,
-            identity=identity,
-            machine_ids=np.ascontiguousarray(table.column("machine_id").to_numpy(), dtype=np.int64),
-            timestamps=np.ascontiguousarray(table.column("timestamp").cast("int64").to_numpy(), dtype=np.int64),
-            sensors=np.ascontiguousarray(
-                np.column_stack([table.column(s).to_numpy(zero_copy_only=False) for s in SENSORS]), dtype=np.float64
-            ),
-            statuses=np.ascontiguousarray(table.column("machine_status").to_numpy(), dtype=np.int32),
-            labels=labels,
-        )
-
-
-def source_from_file(path: str | os.PathLike) -> ReplaySource:
-    """A telemetry file (CSV in the Kaggle layout, Parquet, Arrow IPC), replayed in its row order."""
-    path = Path(path)
-    table, _ = load_telemetry_with_report(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    identity = {"kind": "file", "path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-    return ReplaySource.from_table(table, str(path), identity)
-
-
-def fleet_source(
-    rows: int = 20_000, *, machines: int = 50, seed: int = 0, interval_s: int = 300, late_rate: float = 0.001
-) -> ReplaySource:
-    """Generated fleet telemetry with labels (engine.data.synthetic, fleet mode), in time order, except that a fraction
-    ``late_rate`` of the samples is delivered after their machine's next sample, as a slow network does: the
-    scorer rejects those as late (spec: late samples)."""
-    from engine.data.synthetic import generate
-
-    if not 0.0 <= late_rate < 1.0:
-        raise InvalidInputError(f"late_rate must be in [0, 1), not {late_rate}")
-    table = generate(rows, machines=machines, mode="fleet", seed=seed, interval_s=interval_s)
-    arrival = np.arange(table.num_rows, dtype=np.float64)
-    delayed = np.random.default_rng([seed, 7]).random(table.num_rows) < late_rate
-    arrival[delayed] += machines + 0.5  # time-major rows: the machine's next sample is `machines` rows later
-    table = table.take(np.argsort(arrival, kind="stable"))
-    identity = {
-        "kind": "generated",
-        "mode": "fleet",
-        "rows": rows,
-        "machines": machines,
-        "seed": seed,
-        "interval_s": interval_s,
-        "late_rate": late_rate,
-    }
-    name = f"generated fleet ({table.num_rows:,} samples, {machines} machines, seed {seed})"
-    return ReplaySource.from_table(table, name, identity)
+__all__ = ["Replay", "ReplayOptions"]
 
 
 @dataclass(frozen=True)
@@ -168,116 +68,6 @@ class ReplayOptions:
             raise InvalidInputError(f"checkpoint_every_s must be positive, not {self.checkpoint_every_s}")
         if self.limit is not None and self.limit < 0:
             raise InvalidInputError(f"limit must not be negative, not {self.limit}")
-
-
-@dataclass
-class StreamSummary:
-    """What a replay did. Counts cover the whole stream (across restarts) unless named ``session``."""
-
-    source: str
-    backend: str
-    models: str
-    rows: int
-    resumed_from: int
-    position: int
-    session_samples: int
-    accepted: int
-    late: int
-    missing: dict[str, int]
-    machines: int
-    alerts: dict[str, int]
-    active_alerts: dict[str, int]
-    quality: list[AlertQuality]
-    latency_us: dict[str, float]
-    seconds: float
-    interrupted: bool
-
-    @property
-    def finished(self) -> bool:
-        return self.position >= self.rows
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.session_samples / self.seconds if self.seconds > 0 else float("nan")
-
-    def to_json(self) -> dict:
-        return {
-            "source": self.source,
-            "backend": self.backend,
-            "models": self.models,
-            "rows": self.rows,
-            "resumed_from": self.resumed_from,
-            "position": self.position,
-            "finished": self.finished,
-            "interrupted": self.interrupted,
-            "session_samples": self.session_samples,
-            "seconds": self.seconds,
-            "samples_per_second": self.samples_per_second,
-            "accepted": self.accepted,
-            "late": self.late,
-            "missing": self.missing,
-            "machines": self.machines,
-            "alerts": self.alerts,
-            "active_alerts": self.active_alerts,
-            "quality": [
-                {
-                    "task": q.task,
-                    "alerts": q.alerts,
-                    "hits": q.hits,
-                    "episodes": q.episodes,
-                    "episodes_alerted": q.episodes_alerted,
-                    "precision": _number(q.precision),
-                    "recall": _number(q.recall),
-                }
-                for q in self.quality
-            ],
-            "latency_us": self.latency_us,
-        }
-
-    def markdown(self) -> str:
-        """The summary as Markdown tables."""
-        state = "interrupted" if self.interrupted else ("finished" if self.finished else "stopped at its limit")
-        lines = [
-            f"- source: {self.source}; backend `{self.backend}`, model set `{self.models}`",
-            f"- {state} at sample {self.position:,} of {self.rows:,}"
-            + (f" (resumed at {self.resumed_from:,})" if self.resumed_from else ""),
-            f"- this run: {self.session_samples:,} samples in {self.seconds:.2f} s "
-            f"({self.samples_per_second:,.0f} samples/s)",
-            f"- samples scored {self.accepted:,}, late (rejected, spec policy) {self.late:,}, machines {self.machines}",
-            "- missing sensor values (scored as missing, spec policy): "
-            + ", ".join(f"{name} {count:,}" for name, count in self.missing.items()),
-            "",
-            "| task | alerts | active at the end | labelled episodes | episodes alerted | precision | recall |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        by_task = {q.task: q for q in self.quality}
-        for task, count in self.alerts.items():
-            q = by_task.get(task)
-            cells = (
-                [f"{q.episodes:,}", f"{q.episodes_alerted:,}", format_fraction(q.precision), format_fraction(q.recall)]
-                if q
-                else ["no labels", "", "", ""]
-            )
-            lines.append(f"| {task} | {count:,} | {self.active_alerts.get(task, 0):,} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "| latency per sample | " + " | ".join(f"p{p:g}" for p in LATENCY_PERCENTILES) + " | max |",
-            "| --- | " + " | ".join("---" for _ in LATENCY_PERCENTILES) + " | --- |",
-            "| µs | "
-            + " | ".join(f"{self.latency_us.get(f'p{p:g}', float('nan')):,.1f}" for p in LATENCY_PERCENTILES)
-            + f" | {self.latency_us.get('max', float('nan')):,.1f} |",
-        ]
-        return "\n".join(lines)
-
-
-def _number(value: float) -> float | None:
-    """JSON has no NaN: an undefined ratio is null."""
-    return None if np.isnan(value) else float(value)
-
-
-def format_fraction(value: float | None) -> str:
-    """A precision or recall for a table: undefined ratios (NaN here, null in summary.json) are "n/a"."""
-    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
 class Replay:
@@ -342,7 +132,7 @@ class Replay:
         self._outputs = {}
         for name, path, header in (("scores", scores_path, SCORE_COLUMNS), ("alerts", alerts_path, ALERT_COLUMNS)):
             if path is not None:
-                self._outputs[name] = _open_output(Path(path), header, committed.get(name), name)
+                self._outputs[name] = open_output(Path(path), header, committed.get(name), name)
 
     def _check_resumable(self, state: StreamState) -> None:
         where = self.state_path
@@ -429,7 +219,7 @@ class Replay:
         raised = self.tracker.update(ids, scores, late)
         decided = time.perf_counter()
         if "scores" in self._outputs:
-            self._outputs["scores"].write(_score_lines(start, ids, source.timestamps[start:stop], late, scores))
+            self._outputs["scores"].write(score_lines(start, ids, source.timestamps[start:stop], late, scores))
         rows = sorted({int(r) for task_rows in raised.values() for r in task_rows})
         if not rows:
             return decided
@@ -456,7 +246,7 @@ class Replay:
         new.sort(key=lambda a: (a.row, ALERT_TASKS.index(a.task)))
         self.alerts.extend(new)
         if "alerts" in self._outputs:
-            self._outputs["alerts"].write("".join(_alert_line(a) for a in new))
+            self._outputs["alerts"].write("".join(alert_line(a) for a in new))
         if self.on_alert is not None:
             for alert in new:
                 self.on_alert(alert)
@@ -532,91 +322,3 @@ def _describe(identity: dict) -> str:
     if identity.get("kind") == "file":
         return f"file {identity.get('path')}"
     return ", ".join(f"{k}={v}" for k, v in identity.items())
-
-
-class _Output:
-    """An append-only CSV whose committed length is recorded in the checkpoint."""
-
-    def __init__(self, path: Path, file):
-        self.path = path
-        self._file = file
-
-    def write(self, text: str) -> None:
-        self._file.write(text)
-
-    def commit(self) -> int:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        return self._file.tell()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _open_output(path: Path, header: tuple[str, ...], committed: int | None, name: str) -> _Output:
-    """A fresh CSV with its header, or, when resuming, the existing one cut back to its committed length."""
-    header_line = ",".join(header) + "\n"
-    if committed is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file = path.open("w", newline="")
-        file.write(header_line)
-        return _Output(path, file)
-    if not path.exists() or path.stat().st_size < committed:
-        raise StreamStateError(
-            f"{path}: the checkpoint committed {committed:,} bytes of {name}, but the file "
-            + ("is missing" if not path.exists() else f"has {path.stat().st_size:,}")
-        )
-    with path.open("rb") as f:
-        if not f.read(len(header_line)).decode("utf-8", "replace") == header_line:
-            raise StreamStateError(f"{path}: not the {name} file this stream writes (its header differs)")
-    file = path.open("r+", newline="")
-    file.truncate(committed)  # rows written after the checkpoint are scored again, once
-    file.seek(committed)
-    return _Output(path, file)
-
-
-def _score_lines(start: int, ids, timestamps, late, scores: dict) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    proba = scores["failure_type_proba"]
-    for r in range(ids.shape[0]):
-        writer.writerow(
-            (
-                start + r,
-                int(ids[r]),
-                int(timestamps[r]),
-                int(late[r]),
-                repr(float(scores["anomaly_flag"][r])),
-                repr(float(scores["maintenance_required"][r])),
-                repr(float(scores["downtime_risk"][r])),
-                scores["failure_type"][r],
-                *(repr(float(p)) for p in proba[r]),
-                repr(float(scores["predicted_remaining_life"][r])),
-            )
-        )
-    return buffer.getvalue()
-
-
-def iso_time(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def format_drivers(drivers) -> str:
-    return "; ".join(f"{name}={value:.4g} ({push:+.3g})" for name, value, push in drivers)
-
-
-def _alert_line(alert: Alert) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(
-        (
-            alert.row,
-            alert.machine_id,
-            iso_time(alert.timestamp),
-            alert.task,
-            repr(alert.score),
-            alert.failure_type,
-            repr(alert.remaining_life),
-            format_drivers(alert.drivers),
-        )
-    )
-    return buffer.getvalue()

@@ -14,29 +14,27 @@ Writes into its folder::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import json
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow.csv as pacsv
 
 from engine.bundle.edge import build_edge
 from engine.data.synthetic import generate
 from engine.models.fleet_bundle import train_stream_bundle
-from engine.stream.replay import Replay, ReplayOptions, StreamSummary, fleet_source, format_drivers, iso_time
+from engine.report.figures import pyplot, save_figure
+from engine.stream.outputs import format_drivers, iso_time
+from engine.stream.replay import Replay, ReplayOptions
+from engine.stream.sources import fleet_source
+from engine.stream.summary import StreamSummary
 
 __all__ = ["prepare_stream_bundle", "stream_report"]
 
 TRAIN_MACHINES = 150
 TRAIN_STEPS = 600  # 50 hours at 5 minutes: each machine has a fair chance to degrade and fail
 REPLAY_ROWS = 20_000
-INTERVAL_S = 300
 
 
 def prepare_stream_bundle(folder, *, seed: int = 0, progress: Callable[[str], None] = print):
@@ -44,9 +42,7 @@ def prepare_stream_bundle(folder, *, seed: int = 0, progress: Callable[[str], No
     library; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    training = generate(
-        TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3, interval_s=INTERVAL_S
-    )
+    training = generate(TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3)
     progress(f"  fleet bundle: LightGBM on {training.num_rows:,} fleet samples ({TRAIN_MACHINES} machines)")
     train_stream_bundle(training, folder / "bundle", seed=seed, progress=progress)
     return build_edge(folder / "bundle", progress=progress)
@@ -58,7 +54,7 @@ def stream_report(folder, *, seed: int = 0, progress: Callable[[str], None] = pr
     folder = Path(folder)
     if bundle is None:
         bundle = prepare_stream_bundle(folder, seed=seed, progress=progress)
-    source = fleet_source(REPLAY_ROWS, seed=seed + 2, interval_s=INTERVAL_S)
+    source = fleet_source(REPLAY_ROWS, seed=seed + 2)
     state = folder / "state.json"
     state.unlink(missing_ok=True)  # a new run replays from the start
     options = ReplayOptions()
@@ -161,7 +157,7 @@ def _plot_machine(path: Path, replay: Replay, source, scores_csv: Path) -> Path:
     scores = pacsv.read_csv(scores_csv)
     rows = np.flatnonzero(source.machine_ids == machine)
     hours = (source.timestamps[rows] - source.timestamps[0]) / 3600.0
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    fig, axes = pyplot().subplots(3, 1, figsize=(11, 8), sharex=True)
     for k, name in enumerate(("temperature", "vibration", "energy_consumption")):
         column = {"temperature": 0, "vibration": 1, "energy_consumption": 4}[name]
         axes[0].plot(hours, source.sensors[rows, column], lw=0.8, label=name, color=f"C{k}")
@@ -190,7 +186,5 @@ def _plot_machine(path: Path, replay: Replay, source, scores_csv: Path) -> Path:
             for ax in axes:
                 ax.axvline(at, color="red", lw=0.8, alpha=0.6)
     axes[0].set_title(f"machine {machine}: {counts.get(machine, 0)} alerts (red lines)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
