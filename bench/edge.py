@@ -201,15 +201,14 @@ def edge_report(
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "src"
     bundle = Bundle.load(bundle_path) if built else build_edge_sources(bundle_path, folder, progress=progress)
-    section = bundle.manifest["edge"]
-    sizes = library_sizes(source, tuple(section["library_sources"]))
+    sizes = library_sizes(source, bundle.edge.library_sources)
     example_path, example_diff = example_check(bundle, source, kaggle.slice(0, 2_000), folder)
     samples = write_samples(fleet, folder / "samples.bin")
     timing = c_bench(source, samples, min_samples)
     samples.unlink()
     python = python_paths(bundle, fleet, python_samples)
     document = {
-        "models": section["tasks"],
+        "models": bundle.edge.tasks,
         "sizes_O2": sizes,
         "c_bench": timing,
         "python_paths_ns": python,

@@ -142,8 +142,8 @@ def _time_c(driver: Path, library: Path, inputs: Path, X: np.ndarray, batch: int
 
 def _prebuilt(bundle: Bundle, task: str) -> Prebuilt | None:
     """The bundle's tl2cgen library and ONNX exports of its LightGBM model of ``task``, if it has them all."""
-    native = bundle.manifest.get("native", {}).get("lightgbm", {}).get(task)
-    onnx = bundle.manifest.get("onnx", {}).get("lightgbm", {}).get(task)
+    native = bundle.native_sets.get("lightgbm", {}).get(task)
+    onnx = bundle.onnx_sets.get("lightgbm", {}).get(task)
     if native is None or onnx is None:
         return None
     return Prebuilt(
@@ -374,7 +374,7 @@ def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
     stamps = table.column("timestamp").cast("int64").to_numpy()
     sensors = np.column_stack([table.column(c).to_numpy(zero_copy_only=False) for c in SENSORS]).astype(np.float64)
     status = table.column("machine_status").to_numpy()
-    stream = FeatureStream(utc_offset_minutes=int(bundle.manifest.get("utc_offset_minutes", 0)))
+    stream = FeatureStream(utc_offset_minutes=bundle.utc_offset_minutes)
     features_ns, total_ns = [], []
     for i in range(len(machines)):
         started = time.perf_counter_ns()

@@ -56,6 +56,7 @@ from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES
 from engine.errors import BundleError, InvalidInputError
 from engine.features.batch import features_of_valid_table
+from engine.features.inputs import offset_seconds
 from engine.models.model_files import load_model, save_model
 from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
 from kernels.names import FEATURE_NAMES
@@ -108,6 +109,7 @@ class EdgeBuild:
     trees: str
     state_bytes: int
     tasks: dict
+    library_sources: tuple[str, ...]
 
 
 class Bundle:
@@ -197,7 +199,17 @@ class Bundle:
             trees=section["trees"],
             state_bytes=int(section["state_bytes"]),
             tasks=dict(section["tasks"]),
+            library_sources=tuple(section["library_sources"]),
         )
+
+    @property
+    def feature_spec(self) -> str:
+        """The version of ../shared/spec/features.md the models were trained on."""
+        return str(self.manifest["feature_spec"]["version"])
+
+    def entry(self, task: str, models: str = "chosen") -> dict | None:
+        """The manifest entry of ``task``'s model in a set (file, family, columns, threshold), or None."""
+        return self.set_entries(models).get(task)
 
     @property
     def trained_on(self) -> dict:
@@ -249,7 +261,7 @@ class Bundle:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "feature_spec": {"version": FEATURE_SPEC_VERSION, "names": list(FEATURE_NAMES)},
             "input_columns": list(INPUT_COLUMNS),
-            "utc_offset_minutes": utc_offset_minutes,
+            "utc_offset_minutes": offset_seconds(utc_offset_minutes) // 60,  # checked: within one day
             "tasks": tasks,
             "model_sets": set_entries,
             "sklearn_onnx": onnx_section,

@@ -79,8 +79,8 @@ def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
 
 def native_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeModel]:
     """The native library of each compiled task in a set, loaded after its hash is checked."""
-    section = bundle.manifest.get("native")
-    if section is None:
+    section = bundle.native_sets
+    if not section:
         raise CompileError(f"{bundle.path}: no native libraries; run `iotengine compile --bundle {bundle.path}`")
     out = {}
     for task, entry in section.get(set_name, {}).items():

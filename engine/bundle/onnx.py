@@ -45,7 +45,7 @@ def export_onnx(path, *, progress: Callable[[str], None] = print) -> Bundle:
         section[set_name] = {}
         for task, entry in bundle.set_entries(set_name).items():
             if entry["family"] != "lightgbm":
-                sklearn = bundle.manifest.get("sklearn_onnx", {}).get(task, {}) if set_name == "chosen" else {}
+                sklearn = bundle.sklearn_onnx.get(task, {}) if set_name == "chosen" else {}
                 if "fp32" in sklearn:  # skl2onnx's export, made when the bundle was written
                     section[set_name][task] = {**sklearn, "int8": None, "exporter": "skl2onnx"}
                     progress(
@@ -83,8 +83,8 @@ def onnx_models(bundle: Bundle, set_name: str = "chosen", precision: str = "fp32
     """The ONNX model of each exported task of a set, loaded from hash-checked bytes."""
     if precision not in ONNX_PRECISIONS:
         raise InvalidInputError(f"precision must be one of {ONNX_PRECISIONS}, not {precision!r}")
-    section = bundle.manifest.get("onnx")
-    if section is None:
+    section = bundle.onnx_sets
+    if not section:
         raise CompileError(f"{bundle.path}: no ONNX models; run `iotengine compile --bundle {bundle.path}`")
     return {
         task: OnnxModel(bundle.verified_bytes(entry[precision]), TASK_BY_NAME[task].kind, name=entry[precision])

@@ -80,6 +80,7 @@ def train(
     fleet=None,
     holdout=None,
     n_jobs: int | None = None,
+    utc_offset_minutes: int = 0,
     progress: Progress = print,
 ) -> TrainingRun:
     """Train and evaluate every task on ``data`` (labelled telemetry), write the bundle and the reports.
@@ -99,6 +100,9 @@ def train(
         cross-validated on it.
     n_jobs : int, optional
         Cores to use (default: all): that many single-threaded fits run side by side.
+    utc_offset_minutes : int, default=0
+        The local time of the hour and day features (of ``data``, ``fleet`` and ``holdout``); the bundle records
+        it, and every scoring path (predict, the stream scorer, the C library, the replay) uses it.
     progress : callable, default=print
         Receives one line per step.
     """
@@ -113,14 +117,16 @@ def train(
         seconds[name] = time.perf_counter() - started
         return value
 
-    X, y = timed("features", lambda: inputs_and_targets(data))
+    X, y = timed("features", lambda: inputs_and_targets(data, utc_offset_minutes=utc_offset_minutes))
     for task in TASKS:
         if task.kind != "regression" and np.unique(y[task.name]).size < 2:
             raise InvalidInputError(f"{task.name}: the training data holds only one class, so no model can learn it")
     progress(f"train: {X.shape[0]:,} rows, 68 inputs, {folds}-fold CV of {len(TASKS)} tasks")
 
     with threadpool_limits(1):  # every fit on one thread, `workers` fits side by side (folds, models, tasks)
-        return _train(X, y, out, folds, seed, fleet, holdout, max(1, n_jobs), progress, seconds, timed)
+        return _train(
+            X, y, out, folds, seed, fleet, holdout, max(1, n_jobs), utc_offset_minutes, progress, seconds, timed
+        )
 
 
 def _same_labels(task, y, done) -> str | None:
@@ -132,7 +138,9 @@ def _same_labels(task, y, done) -> str | None:
     return None
 
 
-def _train(X, y, out, folds, seed, fleet, holdout, workers, progress, seconds, timed) -> TrainingRun:
+def _train(
+    X, y, out, folds, seed, fleet, holdout, workers, utc_offset_minutes, progress, seconds, timed
+) -> TrainingRun:
     n_jobs = 1
     results: dict[str, dict[str, ModelResult]] = {}
     best: dict[str, str] = {}
@@ -228,7 +236,7 @@ def _train(X, y, out, folds, seed, fleet, holdout, workers, progress, seconds, t
     ]
     fleet_features: dict[str, tuple[float, float, float, float]] = {}
     if fleet is not None:
-        Xf, yf = timed("features (fleet)", lambda: inputs_and_targets(fleet))
+        Xf, yf = timed("features (fleet)", lambda: inputs_and_targets(fleet, utc_offset_minutes=utc_offset_minutes))
         autoencoder.append(
             timed("autoencoder (fleet)", lambda: evaluate_autoencoder(Xf, yf["anomaly_flag"], data="fleet", seed=seed))
         )
@@ -270,6 +278,7 @@ def _train(X, y, out, folds, seed, fleet, holdout, workers, progress, seconds, t
             },
             "compact": compact_models,
         },
+        utc_offset_minutes=utc_offset_minutes,
         extra={
             "training": {
                 "rows": int(X.shape[0]),
@@ -308,7 +317,7 @@ def _train(X, y, out, folds, seed, fleet, holdout, workers, progress, seconds, t
 
 def _evaluate_holdout(bundle: Bundle, holdout, folds, seed, n_jobs, workers, progress) -> list[dict]:
     """The bundle's scores on other labelled data, and CV of the zoo on that data alone."""
-    Xh, yh = inputs_and_targets(holdout)
+    Xh, yh = inputs_and_targets(holdout, utc_offset_minutes=bundle.utc_offset_minutes)
     predicted = bundle.predict_inputs(Xh)
     rows = []
     for task in TASKS:
@@ -321,7 +330,7 @@ def _evaluate_holdout(bundle: Bundle, holdout, folds, seed, n_jobs, workers, pro
             {
                 "evaluation": "bundle trained on the training data",
                 "task": task.name,
-                "model": bundle.manifest["tasks"][task.name]["family"],
+                "model": bundle.family(task.name),
                 task.score: metrics[task.score],
                 **metrics,
             }

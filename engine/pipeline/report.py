@@ -67,7 +67,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "| set | task | family | trees | library | bytes |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for set_name, tasks in compiled.manifest["native"].items():
+    for set_name, tasks in compiled.native_sets.items():
         for task_name, entry in tasks.items():
             library = compiled.path / entry["library"]
             lines.append(

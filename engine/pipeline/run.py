@@ -188,10 +188,10 @@ def _build_stage(bundle_path: Path, out: Path, seed: int) -> dict:
 
 def _build_summary(built: dict) -> str:
     bundle = built["bundle"]
-    entries = [entry for tasks in bundle.manifest["native"].values() for entry in tasks.values()]
+    entries = [entry for tasks in bundle.native_sets.values() for entry in tasks.values()]
     size = sum((bundle.path / entry["library"]).stat().st_size for entry in entries)
-    exports = sum(len(tasks) for tasks in bundle.manifest["onnx"].values())
-    edge = (bundle.path / bundle.manifest["edge"]["library"]).stat().st_size
+    exports = sum(len(tasks) for tasks in bundle.onnx_sets.values())
+    edge = (bundle.path / bundle.edge.library).stat().st_size
     return (
         f"{len(entries)} native libraries ({size / 1e6:.1f} MB), {exports} ONNX models, "
         f"C library {edge / 1e6:.1f} MB, fleet bundle with its C library"
@@ -217,7 +217,7 @@ def _onnx_stage(bundle, folder: Path, held_out: pa.Table) -> dict:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in drift:
-        entry = bundle.manifest["onnx"][row["set"]][row["task"]]
+        entry = bundle.onnx_sets[row["set"]][row["task"]]
         table.append(
             f"| {row['set']} | {row['task']} | {row['family']} | {row['score']} | {row['own']:.4f} "
             f"| {_cell(row['fp32'], '.4f')} | {_cell(row['int8'], '.4f')} "

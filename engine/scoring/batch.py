@@ -61,12 +61,12 @@ def predict_with_c(bundle, table, models: str = "chosen", *, on_chunk: Callable[
     """Scores of every row through the bundle's edge library (see the module docstring)."""
     from engine.stream.scorer import StreamScorer
 
-    edge = bundle.manifest.get("edge")
+    edge = bundle.edge
     if edge is None:
         raise BundleError(f"{bundle.path}: no C library; run `iotengine compile --bundle {bundle.path}`")
-    if models != edge["models"]:
+    if models != edge.models:
         raise BundleError(
-            f"{bundle.path}: its C library holds the {edge['models']!r} models, not {models!r} "
+            f"{bundle.path}: its C library holds the {edge.models!r} models, not {models!r} "
             f"(export-c --models {models} builds one for those)"
         )
     table = load_telemetry(table)

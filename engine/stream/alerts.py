@@ -242,7 +242,7 @@ class AlertExplainer:
 
 
 def _lightgbm_booster(bundle, task: str):
-    entry = bundle.manifest["tasks"].get(task)
+    entry = bundle.entry(task)
     if entry is not None and entry["family"] == "lightgbm" and entry.get("columns") is None:
         return bundle.model(task).booster
     lightgbm = bundle.model_set("lightgbm").get(task)

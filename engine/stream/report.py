@@ -81,7 +81,7 @@ def stream_report(folder, *, seed: int = 0, progress: Callable[[str], None] = pr
 
 
 def _markdown(summary: StreamSummary, replay: Replay, bundle, source, seed: int) -> str:
-    trained = bundle.manifest["trained_on"]
+    trained = bundle.trained_on
     lines = [
         "# Streaming replay",
         "",

@@ -34,6 +34,7 @@ from engine.stream.replay import Replay, ReplayOptions
 from engine.stream.scorer import StreamScorer
 from engine.stream.sources import fleet_source
 from kernels.hysteresis import empty_state, hysteresis_step
+from tests.oracles.hysteresis import hysteresis_oracle
 
 INTERVAL = 60
 START = 1_735_689_600  # 2025-01-01 00:00:00 UTC
@@ -286,29 +287,6 @@ def test_a_checkpoint_is_refused_for_other_data_other_models_or_tampered_states(
     assert "not a readable stream checkpoint" in capsys.readouterr().err
 
 
-def _hysteresis_oracle(rows, tasks, raise_after, clear_after, warmup):
-    """The rules of kernels/hysteresis.py, one machine and task at a time, written from its docstring."""
-    raised, state, seen = [], {}, {}
-    for i, (machine, ups, downs, skip) in enumerate(rows):
-        if skip:
-            continue
-        seen[machine] = seen.get(machine, 0) + 1
-        if seen[machine] <= warmup:
-            continue
-        for t in range(tasks):
-            s = state.setdefault((machine, t), {"active": False, "run": 0})
-            if s["active"]:
-                s["run"] = s["run"] + 1 if downs[t] else 0
-                if s["run"] == clear_after:
-                    s["active"], s["run"] = False, 0
-            else:
-                s["run"] = s["run"] + 1 if ups[t] else 0
-                if s["run"] == raise_after:
-                    s["active"], s["run"] = True, 0
-                    raised.append((i, t))
-    return raised
-
-
 @given(
     rows=st.lists(
         st.tuples(
@@ -338,7 +316,7 @@ def test_hysteresis_kernel_matches_its_definition_across_batches(rows, raise_aft
             raised,
         )  # fmt: skip
         raised_rows += [(int(i) + lo, int(t)) for i, t in zip(*np.nonzero(raised), strict=True)]
-    assert raised_rows == _hysteresis_oracle(rows, 2, raise_after, clear_after, warmup)
+    assert raised_rows == hysteresis_oracle(rows, 2, raise_after, clear_after, warmup)
 
 
 def test_alert_quality_counts_episodes_by_its_definition():

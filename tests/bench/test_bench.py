@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from small_models import random_lightgbm
 
 from bench.report import write_report
 from bench.suite import LARGE_MODEL, RUNTIMES, run_suite
@@ -22,6 +21,7 @@ from compile.native import build_library
 from compile.tl2cgen_source import NativeSources
 from compile.uint8_trees import uint8_source
 from engine.models.tasks import TASKS
+from tests.small_models import random_lightgbm
 
 REQUIRED = ("model", "runtime", "batch", "median_ns_per_row", "p99_ns_per_row", "size_bytes", "max_abs_diff")
 

@@ -15,7 +15,6 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from bench.baselines import PythonFeatureStream, pandas_features
 from engine.data.loading import load_telemetry
 from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
@@ -23,24 +22,9 @@ from engine.errors import LateSampleError
 from engine.features.batch import FEATURE_NAMES, FeatureTransformer, compute_features, features_table
 from engine.features.stream import FeatureStream
 from kernels import FEATURE_NAMES as KERNEL_FEATURE_NAMES
+from tests.oracles.features import PythonFeatureStream, assert_close_to_oracle, bits, pandas_features
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "features.md"
-TOLERANCE = {"rtol": 1e-9, "atol": 1e-9, "equal_nan": True}
-
-
-def assert_close_to_oracle(features: np.ndarray, oracle: np.ndarray) -> None:
-    bad = ~np.isclose(features, oracle, **TOLERANCE)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        names = sorted({FEATURE_NAMES[j] for j in np.nonzero(bad)[1]})
-        raise AssertionError(
-            f"{bad.sum()} values differ in {names}; first: row {row} {FEATURE_NAMES[col]} "
-            f"kernel {features[row, col]!r} oracle {oracle[row, col]!r}"
-        )
-
-
-def bits(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a).view(np.uint64)
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "features.md"
 
 
 def test_names_follow_the_spec():
@@ -55,7 +39,7 @@ def test_names_follow_the_spec():
 
 def test_real_sample_agrees_with_pandas_oracle(real_sample_path):
     table = load_telemetry(real_sample_path)
-    assert_close_to_oracle(compute_features(table), pandas_features(table, exact_windows=True))
+    assert_close_to_oracle(compute_features(table), pandas_features(table))
 
 
 def _hostile_fleet(seed: int = 4):
@@ -82,7 +66,7 @@ def test_hostile_fleet_agrees_with_pandas_oracle(utc_offset_minutes):
     assert np.isinf(frame[list(SENSORS)].to_numpy()).sum() > 100
     assert frame.duplicated(["machine_id", "timestamp"]).sum() > 100
     features = compute_features(frame, utc_offset_minutes=utc_offset_minutes)
-    oracle = pandas_features(frame, utc_offset_minutes, exact_windows=True)
+    oracle = pandas_features(frame, utc_offset_minutes)
     assert_close_to_oracle(features, oracle)
     assert np.isnan(features[:, 0]).sum() == (~np.isfinite(frame.temperature.to_numpy())).sum()
 

@@ -1,0 +1,75 @@
+"""Every scoring backend against one reference on the same rows, with the tolerance each one is held to.
+
+The reference is :meth:`engine.bundle.format.Bundle.predict` with ``backend="lightgbm"``: each model's own
+library. It is itself checked against the fitted estimators (LightGBM's and scikit-learn's ``predict_proba`` and
+``predict``), so every backend is tied to the libraries that trained the models, not to iotengine's code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.data.synthetic import generate
+from engine.models.tasks import TASK_BY_NAME
+from engine.stream.scorer import StreamScorer
+from tests.oracles.float32_splits import FP32_TOLERANCE, nearest_float32, rows_that_may_flip
+from tests.oracles.scores import assert_scores_close
+from tests.samples import telemetry_arrays
+
+# backend -> (model set, absolute tolerance, why that tolerance)
+BACKENDS = {
+    "lightgbm": ("chosen", 1e-12, "the reference; checked against the fitted estimators below"),
+    "native": ("chosen", 1e-12, "tl2cgen adds the same leaves in the same order; only the last rounding may differ"),
+    "python": ("chosen", 0.0, "the Numba stream kernel gives the batch kernel's bits, and the same model libraries"),
+    "c": ("chosen", 1e-12, "the C features are within 4 ulp of Numba's (tests/compile/test_edge_library.py)"),
+    "onnx": ("lightgbm", FP32_TOLERANCE, "float32 inputs and sums; rows where float32 rounding flips a split excluded"),
+}
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    # Fleet rows of other machines and times than the bundle's training rows, in time order (so a stream sees
+    # no late sample and its features equal the batch ones); missing sensor values included.
+    return generate(3_000, mode="fleet", machines=30, seed=21)
+
+
+def _scores(bundle, table, backend: str, models: str) -> dict:
+    if backend == "python":
+        return StreamScorer(bundle, backend="python").score_batch(*telemetry_arrays(table))
+    return bundle.predict(table, backend=backend, models=models)
+
+
+def test_the_reference_equals_the_fitted_estimators(compiled, held_out):
+    bundle, _, estimators = compiled
+    X = bundle.inputs(held_out)
+    reference = bundle.predict(held_out, backend="lightgbm")
+    for task, estimator in estimators.items():
+        kind = TASK_BY_NAME[task].kind
+        if kind == "binary":
+            expected = estimator.predict_proba(X)[:, 1]
+        elif kind == "multiclass":
+            expected = np.zeros((X.shape[0], 5))
+            expected[:, estimator.classes_.astype(int)] = estimator.predict_proba(X)
+            task = "failure_type_proba"
+        else:
+            expected = estimator.predict(X)
+        assert np.max(np.abs(reference[task] - expected)) <= BACKENDS["lightgbm"][1], task
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_every_backend_scores_as_the_reference(compiled, held_out, backend):
+    bundle, _, _ = compiled
+    models, tolerance, _ = BACKENDS[backend]
+    reference = bundle.predict(held_out, backend="lightgbm", models=models)
+    got = _scores(bundle, held_out, backend, models)
+    assert set(got) == set(reference)
+    rows = np.ones(held_out.num_rows, dtype=bool)
+    if backend == "onnx":
+        X = bundle.inputs(held_out)
+        for task in bundle.set_entries(models):
+            booster = bundle.load_set_model(models, task).booster
+            rows &= ~rows_that_may_flip(booster, X, nearest_float32)
+        assert rows.mean() > 0.5  # most rows are held to the tolerance
+        tolerance *= max(1.0, float(np.abs(reference["predicted_remaining_life"]).max()))  # hours: relative
+    assert_scores_close(got, {name: column[rows] for name, column in reference.items()}, tolerance, rows=rows)

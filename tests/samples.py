@@ -1,0 +1,33 @@
+"""Telemetry as the arrays the scorers take, and fleet telemetry with every kind of bad sample."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.data.loading import load_telemetry
+from engine.data.schema import SENSORS
+from engine.data.synthetic import generate
+
+__all__ = ["fleet_with_bad_samples", "telemetry_arrays"]
+
+
+def telemetry_arrays(table):
+    table = load_telemetry(table)
+    ids = table.column("machine_id").to_numpy().astype(np.int64)
+    stamps = table.column("timestamp").cast("int64").to_numpy().copy()
+    values = np.column_stack([table.column(name).to_numpy() for name in SENSORS])
+    return ids, stamps, values, table.column("machine_status").to_numpy().astype(np.int64)
+
+
+def fleet_with_bad_samples(rows: int, seed: int):
+    """Fleet telemetry in arrival order with 1% late samples (an hour old), and NaN, inf and -0.0 sensors."""
+    ids, stamps, values, statuses = telemetry_arrays(generate(rows, mode="fleet", seed=seed))
+    rng = np.random.default_rng(seed)
+    late = rng.choice(rows, rows // 100, replace=False)
+    stamps[late] -= 3600
+    cells = rng.random(values.shape)
+    values[cells < 0.004] = np.nan
+    values[(cells >= 0.004) & (cells < 0.005)] = np.inf
+    values[(cells >= 0.005) & (cells < 0.006)] = -np.inf
+    values[(cells >= 0.006) & (cells < 0.007)] = -0.0
+    return ids, stamps, values, statuses
