@@ -21,20 +21,8 @@ PROBE = Path(__file__).with_name("abi_probe.c")
 
 
 def _compiler_view(header_folder, tmp_path) -> dict[str, int]:
-    (tmp_path / "probe.c").write_text(PROBE)
-    subprocess.run(
-        [
-            "gcc",
-            "-std=c99",
-            "-Wall",
-            "-Werror",
-            f"-I{header_folder}",
-            str(tmp_path / "probe.c"),
-            "-o",
-            str(tmp_path / "probe"),
-        ],
-        check=True,
-    )
+    command = ["gcc", "-std=c99", "-Wall", "-Werror", f"-I{header_folder}", str(PROBE), "-o", str(tmp_path / "probe")]
+    subprocess.run(command, check=True)
     out = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True, check=True).stdout
     return {name: int(value) for name, value in (line.split() for line in out.splitlines())}
 
