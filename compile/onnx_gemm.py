@@ -47,7 +47,7 @@ from compile.lightgbm_dump import missing_goes_left
 from compile.lightgbm_dump import objective as lightgbm_objective
 from compile.quiet import third_party_output
 
-__all__ = ["GEMM_OPSET", "GemmTrees", "gemm_model", "gemm_trees", "quantize_int8"]
+__all__ = ["GEMM_OPSET", "GemmTrees", "float32_at_most", "gemm_model", "gemm_trees", "quantize_int8"]
 
 GEMM_OPSET = 17
 _NEVER = 1.0e9  # left-turn count of a padding leaf: no row reaches it
@@ -110,7 +110,7 @@ def gemm_trees(booster: lgb.Booster) -> GemmTrees:
     return GemmTrees(
         n_features=n_features,
         columns=columns.reshape(-1),
-        thresholds=_float32_at_most(thresholds.reshape(-1)),
+        thresholds=float32_at_most(thresholds.reshape(-1)),
         default_left=default_left.reshape(-1),
         missing_feature=missing_feature.reshape(-1),
         category_sets=[(feature, categories) for (feature, categories), _ in sorted(sets.items(), key=lambda s: s[1])],
@@ -149,7 +149,7 @@ def _flatten(tree: dict, n_features: int, sets: dict) -> tuple[list, list]:
     return nodes, leaves
 
 
-def _float32_at_most(values: np.ndarray) -> np.ndarray:
+def float32_at_most(values: np.ndarray) -> np.ndarray:
     """The largest float32 <= each value: then ``float32(x) <= t32`` equals ``float32(x) <= t`` for every x."""
     with np.errstate(over="ignore"):  # LightGBM may split at +-1.8e308: +-inf in float32, then stepped down below
         rounded = values.astype(np.float32)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from compile.errors import CompileError
 from compile.onnx_export import OnnxModel
-from compile.onnx_gemm import _float32_at_most, gemm_model, quantize_int8
+from compile.onnx_gemm import float32_at_most, gemm_model, quantize_int8
 from engine.bundle.format import Bundle
 from engine.bundle.onnx import onnx_drift, onnx_models
 from engine.errors import BundleError
@@ -54,7 +54,7 @@ def test_gemm_form_fp32_equals_lightgbm_except_float32_flips(compiled, fleet_inp
     for name, model in lightgbm_models.items():
         booster = model.booster_
         gemm = OnnxModel(gemm_model(booster).SerializeToString(), TASK_BY_NAME[name].kind)
-        assert_equal_except_float32_flips(booster, X, gemm.predict(X), booster.predict(X), _float32_at_most, name)
+        assert_equal_except_float32_flips(booster, X, gemm.predict(X), booster.predict(X), float32_at_most, name)
 
 
 def test_onnx_int8_drift_is_bounded_on_held_out_rows(compiled, fleet_inputs):
