@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from compile.native import TREE_FAMILIES
+from engine.bundle.choices import BACKENDS
 from engine.bundle.files import MANIFEST, MANIFEST_LOCK, sha256_of, write_file, write_manifest
 from engine.bundle.writer import BUNDLE_FORMAT, FEATURE_SPEC_VERSION, TaskModel, write_bundle
 from engine.data.loading import load_telemetry
@@ -344,9 +345,7 @@ class Bundle:
         elif backend == "c":
             raise InvalidInputError("backend 'c' computes its own features: use predict(table), not predict_inputs")
         else:
-            raise InvalidInputError(
-                f"backend must be 'lightgbm', 'native', 'onnx', 'onnx-int8' or 'c', not {backend!r}"
-            )
+            raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         # Trees must run in the backend asked for; linear and naive Bayes models fall back to numpy only where the
         # backend has no form of them (native, onnx-int8), and have one in ONNX fp32 whenever skl2onnx made it.
         needs_export = (

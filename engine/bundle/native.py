@@ -12,14 +12,14 @@ task, the library, the sources, the model family and whether inputs are rounded 
 
 Examples
 --------
->>> NATIVE_SETS
+>>> from engine.bundle.build_step import BUILD_SETS
+>>> BUILD_SETS
 ('chosen', 'lightgbm')
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,12 +27,12 @@ from compile.binding import NativeModel
 from compile.errors import CompileError
 from compile.native import TREE_FAMILIES, build_library, treelite_model
 from compile.tl2cgen_source import generate_sources
+from engine.bundle.build_step import Built, run_build_step
 from engine.bundle.format import Bundle
 from engine.models.tasks import TASK_BY_NAME
 
-__all__ = ["NATIVE_SETS", "compile_bundle", "native_models"]
+__all__ = ["compile_bundle", "native_models"]
 
-NATIVE_SETS = ("chosen", "lightgbm")
 # Build choices, measured with scripts/measure_native_options.py against LightGBM's predictions and each other:
 # the blocked driver and the folded NaN tests of compile/native.py are in every build; quantized thresholds
 # (tl2cgen quantize=1: a binary search per feature per row before the trees) were slower for every model, and
@@ -41,40 +41,30 @@ NATIVE_SETS = ("chosen", "lightgbm")
 
 def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
     """Build the native library of every tree model in the bundle at ``path``; returns the bundle reloaded."""
-    bundle = Bundle.load(path)
-    files: dict[str, bytes] = {}
-    section: dict[str, dict] = {}
-    for set_name in NATIVE_SETS:
-        section[set_name] = {}
-        for task, entry in bundle.set_entries(set_name).items():
-            if entry["family"] not in TREE_FAMILIES:
-                progress(f"  native {set_name}/{task}: {entry['family']} is not a tree ensemble; stays in numpy")
-                continue
-            started = time.perf_counter()
-            model = treelite_model(bundle.verified_bytes(entry["file"]), entry["family"])
-            round_float32 = entry["family"] in ("random_forest", "extra_trees")
-            with tempfile.TemporaryDirectory() as work:
-                sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
-                library = build_library(sources, Path(work) / "model.so")
-                prefix = f"native/{set_name}/{task}"
-                files[f"{prefix}.so"] = library.read_bytes()
-                names = sorted(p.name for p in sources.directory.iterdir() if p.suffix in (".c", ".h", ".json"))
-                for name in names:
-                    files[f"{prefix}/{name}"] = (sources.directory / name).read_bytes()
-            section[set_name][task] = {
-                "library": f"{prefix}.so",
-                "sources": [f"{prefix}/{name}" for name in names],
-                "family": entry["family"],
-                "round_float32": round_float32,
-                "trees": int(model.num_tree),
-                "defines": list(sources.defines),
-            }
-            progress(
-                f"  native {set_name}/{task}: {entry['family']}, {model.num_tree} trees"
-                ", "
-                f"{len(files[f'{prefix}.so']):,} bytes, built in {time.perf_counter() - started:.1f} s"
-            )
-    return bundle.add_files(files, section="native", entry=section)
+    return run_build_step(path, "native", _native_library, progress)
+
+
+def _native_library(bundle: Bundle, set_name: str, task: str, entry: dict) -> Built | str:
+    family = entry["family"]
+    if family not in TREE_FAMILIES:
+        return f"{family} is not a tree ensemble; stays in numpy"
+    model = treelite_model(bundle.verified_bytes(entry["file"]), family)
+    round_float32 = family in ("random_forest", "extra_trees")
+    prefix = f"native/{set_name}/{task}"
+    with tempfile.TemporaryDirectory() as work:
+        sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
+        library = build_library(sources, Path(work) / "model.so").read_bytes()
+        names = sorted(p.name for p in sources.directory.iterdir() if p.suffix in (".c", ".h", ".json"))
+        files = {f"{prefix}.so": library, **{f"{prefix}/{n}": (sources.directory / n).read_bytes() for n in names}}
+    entry = {
+        "library": f"{prefix}.so",
+        "sources": [f"{prefix}/{name}" for name in names],
+        "family": family,
+        "round_float32": round_float32,
+        "trees": int(model.num_tree),
+        "defines": list(sources.defines),
+    }
+    return Built(entry, f"{family}, {model.num_tree} trees, {len(library):,} bytes", files)
 
 
 def native_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeModel]:

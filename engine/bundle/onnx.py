@@ -16,7 +16,6 @@ measures their predictions, decisions and scores against the models' own on data
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import lightgbm as lgb
@@ -25,8 +24,8 @@ import numpy as np
 from compile.errors import CompileError
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
+from engine.bundle.build_step import Built, run_build_step
 from engine.bundle.format import Bundle
-from engine.bundle.native import NATIVE_SETS
 from engine.errors import InvalidInputError
 from engine.models.cross_validation import fold_metrics
 from engine.models.tasks import TASK_BY_NAME
@@ -37,46 +36,36 @@ ONNX_PRECISIONS = ("fp32", "int8")
 
 
 def export_onnx(path, *, progress: Callable[[str], None] = print) -> Bundle:
-    """Write the fp32 and int8 ONNX models of every LightGBM model in the bundle at ``path``; returns it reloaded."""
-    bundle = Bundle.load(path)
-    files: dict[str, bytes] = {}
-    section: dict[str, dict] = {}
-    for set_name in NATIVE_SETS:  # the same model sets as the native libraries
-        section[set_name] = {}
-        for task, entry in bundle.set_entries(set_name).items():
-            if entry["family"] != "lightgbm":
-                sklearn = bundle.sklearn_onnx.get(task, {}) if set_name == "chosen" else {}
-                if "fp32" in sklearn:  # skl2onnx's export, made when the bundle was written
-                    section[set_name][task] = {**sklearn, "int8": None, "exporter": "skl2onnx"}
-                    progress(
-                        f"  onnx {set_name}/{task}: {entry['family']}, skl2onnx fp32 {sklearn['fp32_bytes']:,} bytes"
-                    )
-                else:
-                    why = sklearn.get("unavailable", "the bundle was written without it")
-                    progress(f"  onnx {set_name}/{task}: {entry['family']} has no ONNX export ({why})")
-                continue
-            started = time.perf_counter()
-            booster = lgb.Booster(model_str=bundle.verified_bytes(entry["file"]).decode())
-            fp32 = lightgbm_onnx(booster).SerializeToString()
-            gemm = gemm_model(booster)
-            int8 = quantize_int8(gemm)
-            prefix = f"onnx/{set_name}/{task}"
-            files[f"{prefix}.fp32.onnx"] = fp32
-            files[f"{prefix}.int8.onnx"] = int8
-            section[set_name][task] = {
-                "fp32": f"{prefix}.fp32.onnx",
-                "int8": f"{prefix}.int8.onnx",
-                "fp32_bytes": len(fp32),
-                "int8_bytes": len(int8),
-                "gemm_fp32_bytes": gemm.ByteSize(),
-                "trees": booster.num_trees(),
-                "exporter": "onnxmltools",
-            }
-            progress(
-                f"  onnx {set_name}/{task}: {booster.num_trees()} trees, fp32 {len(fp32):,} bytes, "
-                f"int8 {len(int8):,} bytes (GEMM fp32 {gemm.ByteSize():,}), {time.perf_counter() - started:.1f} s"
-            )
-    return bundle.add_files(files, section="onnx", entry=section)
+    """Write the fp32 and int8 ONNX models of every LightGBM model in the bundle at ``path`` (the chosen
+    scikit-learn models' fp32 exports were made with the bundle); returns it reloaded."""
+    return run_build_step(path, "onnx", _onnx_exports, progress)
+
+
+def _onnx_exports(bundle: Bundle, set_name: str, task: str, entry: dict) -> Built | str:
+    if entry["family"] != "lightgbm":
+        sklearn = bundle.sklearn_onnx.get(task, {}) if set_name == "chosen" else {}
+        if "fp32" not in sklearn:
+            return f"{entry['family']} has no ONNX export ({sklearn.get('unavailable', 'the bundle has none')})"
+        # skl2onnx's export, made when the bundle was written: its file is in the bundle already
+        return Built({**sklearn, "int8": None, "exporter": "skl2onnx"}, f"{entry['family']}, skl2onnx fp32 "
+                     f"{sklearn['fp32_bytes']:,} bytes")  # fmt: skip
+    booster = lgb.Booster(model_str=bundle.verified_bytes(entry["file"]).decode())
+    fp32 = lightgbm_onnx(booster).SerializeToString()
+    gemm = gemm_model(booster)
+    int8 = quantize_int8(gemm)
+    prefix = f"onnx/{set_name}/{task}"
+    entry = {
+        "fp32": f"{prefix}.fp32.onnx",
+        "int8": f"{prefix}.int8.onnx",
+        "fp32_bytes": len(fp32),
+        "int8_bytes": len(int8),
+        "gemm_fp32_bytes": gemm.ByteSize(),
+        "trees": booster.num_trees(),
+        "exporter": "onnxmltools",
+    }
+    summary = f"{booster.num_trees()} trees, fp32 {len(fp32):,} bytes, int8 {len(int8):,} bytes"
+    summary += f" (GEMM fp32 {gemm.ByteSize():,})"
+    return Built(entry, summary, {entry["fp32"]: fp32, entry["int8"]: int8})
 
 
 def onnx_models(bundle: Bundle, set_name: str = "chosen", precision: str = "fp32") -> dict[str, OnnxModel]:

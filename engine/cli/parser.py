@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 from engine import __version__
+from engine.bundle.choices import BACKENDS, MODEL_SETS
 from engine.data.synthetic import FLEET_INTERVAL_S
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
 from engine.pipeline.run import RUN_ROWS
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iotengine", description=__doc__.splitlines()[0])
     bundle = argparse.ArgumentParser(add_help=False)
     bundle.add_argument("--bundle", required=True, type=Path, help=BUNDLE_HELP)
+    model_set = argparse.ArgumentParser(add_help=False)
+    model_set.add_argument("--models", choices=MODEL_SETS, default="chosen", help="model set (default chosen)")
     parser.add_argument("--version", action="version", version=f"iotengine {__version__}")
     commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
 
@@ -97,11 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_c = commands.add_parser(
         "export-c",
-        parents=[bundle],
+        parents=[bundle, model_set],
         help="write the dependency-free C library of a bundle (features + models, iotengine.h)",
     )
     export_c.add_argument("--out", required=True, type=Path, help="folder for the C sources, Makefile, CMakeLists")
-    export_c.add_argument("--models", default="chosen", help="model set: chosen (default), lightgbm or compact")
     export_c.add_argument(
         "--trees", default="tl2cgen", choices=("tl2cgen", "uint8"), help="C form of tree models (uint8: LightGBM only)"
     )
@@ -111,19 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser(
         "score",
-        parents=[bundle],
+        parents=[bundle, model_set],
         help="score every row of a telemetry file: probabilities, decisions, failure type, remaining life",
     )
     score.add_argument("--data", required=True, type=Path, help="telemetry: CSV (Kaggle format), Parquet or IPC")
     score.add_argument("--out", required=True, type=Path, help="output file: .parquet (default format) or .csv")
     score.add_argument(
         "--backend",
-        choices=("lightgbm", "native", "onnx", "onnx-int8", "c"),
+        choices=BACKENDS,
         default="lightgbm",
         help="how the models run (default lightgbm: each model's own library; native/onnx/c need iotengine compile)",
-    )
-    score.add_argument(
-        "--models", choices=("chosen", "lightgbm", "compact"), default="chosen", help="model set (default chosen)"
     )
     score.set_defaults(command="score")
 
