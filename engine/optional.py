@@ -7,7 +7,7 @@ Examples
 >>> optional_import("no_such_package_here", "bench", "the pandas baseline")
 Traceback (most recent call last):
 ...
-engine.optional.MissingExtraError: the pandas baseline needs no_such_package_here: pip install -e ".[bench]"
+engine.errors.MissingExtraError: the pandas baseline needs no_such_package_here: pip install -e ".[bench]"
 """
 
 from __future__ import annotations
