@@ -11,11 +11,11 @@ Known notices:
 
 - treelite's "The model you are loading originated from a newer Treelite version" (three lines). tl2cgen 1.0.0
   embeds treelite 4.1.2 and reads checkpoints written by the installed treelite 4.x (pinning treelite 4.1.2 is
-  not possible: its scikit-learn importer fails under NumPy 2). ``tests/test_native.py::
+  not possible: its scikit-learn importer fails under NumPy 2). ``tests/bundle/test_native.py::
   test_checkpoints_of_installed_treelite_compile_to_the_same_predictions`` shows that checkpoints of every tree
   family written by the installed treelite compile in tl2cgen to predictions identical to the framework's.
 - tl2cgen's "Parallel compilation enabled; member trees will be divided into N translation units": a choice
-  this project makes on purpose (compile/native.py).
+  this project makes on purpose (compile/tl2cgen_source.py).
 - onnxruntime's "Please consider to run pre-processing before quantization": shape inference and graph
   optimisation before quantising; the GEMM form has static shapes and is measured after quantisation.
 

@@ -1,4 +1,4 @@
-/* libFuzzer harness over iot_score, iot_features and the CSV reader (built by tests/test_edge.py with
+/* libFuzzer harness over iot_score, iot_features and the CSV reader (built by tests/compile/test_edge_build.py with
  *   clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all).
  *
  * The first byte picks the target. Binary input drives four machine states with arbitrary timestamps, sensor

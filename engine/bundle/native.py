@@ -34,7 +34,7 @@ from engine.models.tasks import TASK_BY_NAME
 __all__ = ["compile_bundle", "native_models"]
 
 # Build choices, measured with scripts/measure_native_options.py against LightGBM's predictions and each other:
-# the blocked driver and the folded NaN tests of compile/native.py are in every build; quantized thresholds
+# the blocked driver and the folded NaN tests of compile/tl2cgen_source.py are in every build; quantized thresholds
 # (tl2cgen quantize=1: a binary search per feature per row before the trees) were slower for every model, and
 # dropping the training-count branch hints, -O2 or -march=native did not help; none of them is used.
 

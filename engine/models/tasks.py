@@ -14,7 +14,7 @@ Every task reads the same 68 inputs: the 67 features of ../shared/spec/features.
   repairs (life 0) and the drift features measure how far a degradation has gone.
 
 No input is derived from a label: the features read only the sensors, the timestamp and the machine id
-(``tests/test_training.py`` shuffles each label column and checks the inputs do not change).
+(``tests/models/test_training.py`` shuffles each label column and checks the inputs do not change).
 
 Examples
 --------

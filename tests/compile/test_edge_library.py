@@ -1,10 +1,8 @@
-"""The C edge library (compile/edge.py, compile/c/): features against the Numba kernel, scores against
-bundle.predict, late and invalid samples, the example program, builds with gcc and clang, and a fuzz run under
-ASan and UBSan.
+"""The C edge library's features (compile/c/iot_features.c.in) against the Numba kernel, on the real sample, on
+fleet rows with bad samples and sample by sample with any values; late and invalid samples leave the state as it
+was; a tampered library is refused. Scores: tests/stream/test_scorer.py; builds: tests/compile/test_edge_build.py.
 
-Oracles: the Numba kernel (itself checked against pandas in test_features.py) for the features; each model's own
-library (LightGBM, treelite's interpreter, numpy for linear and naive Bayes models) through ``bundle.predict`` for
-the scores.
+Oracle: the Numba kernel, itself checked against pandas in tests/features/test_batch_and_stream.py.
 """
 
 from __future__ import annotations
