@@ -148,7 +148,7 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_features(args) -> int:
-    from engine.pipeline.run import write_features
+    from engine.features.batch import write_features
 
     started = time.perf_counter()
     table, report = load_telemetry_with_report(args.data)

@@ -29,8 +29,11 @@ engine.errors.LateSampleError: machine 7: timestamp 1735689000 is earlier than t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from engine.data.loading import load_telemetry
@@ -40,7 +43,14 @@ from kernels.names import FEATURE_NAMES, N_FEATURES
 from kernels.state import allocate
 from kernels.step import drive
 
-__all__ = ["FEATURE_NAMES", "FeatureTransformer", "compute_features", "features_of_valid_table", "features_table"]
+__all__ = [
+    "FEATURE_NAMES",
+    "FeatureTransformer",
+    "compute_features",
+    "features_of_valid_table",
+    "features_table",
+    "write_features",
+]
 
 
 def compute_features(table, *, utc_offset_minutes: int = 0) -> np.ndarray:
@@ -129,3 +139,11 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+def write_features(table, path, utc_offset_minutes: int = 0) -> Path:
+    """The 67 features of a telemetry table, with ids, timestamps and labels, as Parquet."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(features_table(table, utc_offset_minutes=utc_offset_minutes), path, compression="zstd")
+    return path

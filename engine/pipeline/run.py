@@ -18,6 +18,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from engine.data.loading import load_telemetry_with_report, save_telemetry
+from engine.features.batch import write_features
 from engine.pipeline.stages import Stages
 from engine.report.markdown import missing_links
 
@@ -142,17 +143,6 @@ def _load_and_log(path) -> pa.Table:
     table, report = load_telemetry_with_report(path)
     _progress_line(str(report))  # the load report (missing values per sensor) goes to run.log
     return table
-
-
-def write_features(table, path: Path, utc_offset_minutes: int = 0) -> Path:
-    """The 67 features of a telemetry table, with ids, timestamps and labels, as Parquet."""
-    import pyarrow.parquet as pq
-
-    from engine.features.batch import features_table
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(features_table(table, utc_offset_minutes=utc_offset_minutes), path, compression="zstd")
-    return path
 
 
 def _rows_and_machines(table: pa.Table) -> str:
