@@ -18,7 +18,6 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from engine.data.loading import load_telemetry_with_report, save_telemetry
-from engine.features.batch import write_features
 from engine.pipeline.stages import Stages
 from engine.report.markdown import missing_links
 
@@ -37,6 +36,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
     """Run every stage into ``out`` and write ``out/REPORT.md``; returns its path."""
     from engine.data.eda import run_eda
     from engine.data.synthetic import generate
+    from engine.features.batch import write_features
     from engine.models.trainer import train
     from engine.models.zoo import candidates
 
