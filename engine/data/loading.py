@@ -229,7 +229,7 @@ def _read_raw(source: Source) -> tuple[pa.Table, str, bool]:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise TelemetryError(f"<pandas.DataFrame>: cannot convert to Arrow: {exc}") from exc
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"cannot load telemetry from {type(source).__name__}; give a path, a table or a DataFrame")
+        raise TelemetryError(f"cannot load telemetry from {type(source).__name__}; give a path, a table or a DataFrame")
 
     path = Path(source)
     name = str(path)

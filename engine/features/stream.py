@@ -188,7 +188,10 @@ class FeatureStream:
     # ------------------------------------------------------------------------------------------------------
 
     def _add_machine(self, machine_id) -> int:
-        machine_id = operator.index(machine_id)
+        try:
+            machine_id = operator.index(machine_id)
+        except TypeError:
+            raise InvalidInputError(f"machine_id must be an integer, not {machine_id!r}") from None
         if not -(2**63) <= machine_id < 2**63:
             raise InvalidInputError(f"machine_id {machine_id} does not fit in int64")
         slot = len(self._machine_ids)

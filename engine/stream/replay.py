@@ -162,7 +162,7 @@ class Replay:
         """Replay from the current position to the end (or the limit, or until ``should_stop()``). A replay runs
         once (its output files are closed at the end); a new :class:`Replay` on the same state file continues."""
         if self._ran:
-            raise RuntimeError("this Replay has run; continue with a new Replay on the same state file")
+            raise InvalidInputError("this Replay has run; continue with a new Replay on the same state file")
         self._ran = True
         source, options = self.source, self.options
         end = source.rows if options.limit is None else min(source.rows, self.position + options.limit)

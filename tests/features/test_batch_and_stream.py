@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from engine.data.loading import load_telemetry
 from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
-from engine.errors import LateSampleError
+from engine.errors import InvalidInputError, LateSampleError
 from engine.features.batch import FEATURE_NAMES, FeatureTransformer, compute_features, features_table
 from engine.features.stream import FeatureStream
 from kernels import FEATURE_NAMES as KERNEL_FEATURE_NAMES
@@ -208,8 +208,9 @@ def test_bad_samples_raise_clear_errors():
         stream.update(1, 0, [1.0, 2.0, "wet", 3.0, 4.0])
     with pytest.raises(ValueError, match="timestamp_s must be an integer"):
         stream.update(1, 1.5, [1.0, 2.0, 3.0, 3.0, 4.0])
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidInputError, match=r"machine_id must be an integer, not 1\.5"):
         stream.update(1.5, 0, [1.0, 2.0, 3.0, 3.0, 4.0])
+    assert stream.machines == ()  # nothing was applied
     with pytest.raises(ValueError, match="machine_ids must be integers"):
         stream.update_batch(np.array([1.5]), np.array([0]), np.zeros((1, 5)))
     with pytest.raises(ValueError, match=r"sensors \(n, 5\)"):
