@@ -43,7 +43,7 @@ from bench.lleaves_env import LLEAVES_CACHE, RUNNER, lleaves_python
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
 from engine.data.schema import SENSORS
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.tasks import TASK_BY_NAME, inputs_and_targets
 
 __all__ = ["RUNTIMES", "SuiteConfig", "run_suite"]
@@ -85,7 +85,7 @@ class SuiteConfig:
 
 
 def _large_model(rows: int) -> lgb.Booster:
-    X, y = inputs_and_targets(generate(rows, mode="fleet", seed=3))
+    X, y = inputs_and_targets(generate(rows, mode="fleet", seed=3, interval_s=FLEET_INTERVAL_S))
     data = lgb.Dataset(X, y["anomaly_flag"], categorical_feature=[X.shape[1] - 1], free_raw_data=False)
     return lgb.train(LARGE_PARAMS, data, num_boost_round=LARGE_TREES)
 
@@ -217,7 +217,7 @@ def run_suite(
 
 def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
     n_rows = max(max(config.batches), config.drift_rows, config.single_rows)
-    X, _ = inputs_and_targets(generate(n_rows, mode="fleet", seed=11))
+    X, _ = inputs_and_targets(generate(n_rows, mode="fleet", seed=11, interval_s=FLEET_INTERVAL_S))
     X = np.ascontiguousarray(X)
     inputs = work / "inputs.f64"
     X.tofile(inputs)
@@ -369,7 +369,7 @@ def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
     from engine.features.stream import FeatureStream
     from engine.models.tasks import design_matrix
 
-    table = generate(max(config.single_rows * 5, 1_000), mode="fleet", seed=12)
+    table = generate(max(config.single_rows * 5, 1_000), mode="fleet", seed=12, interval_s=FLEET_INTERVAL_S)
     machines = table.column("machine_id").to_numpy()
     stamps = table.column("timestamp").cast("int64").to_numpy()
     sensors = np.column_stack([table.column(c).to_numpy(zero_copy_only=False) for c in SENSORS]).astype(np.float64)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from bench.artifacts import build_artifacts
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.tasks import inputs_and_targets
 
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
-    X, y = inputs_and_targets(generate(30_000, mode="fleet", seed=3))
+    X, y = inputs_and_targets(generate(30_000, mode="fleet", seed=3, interval_s=FLEET_INTERVAL_S))
     params = {"objective": "binary", "num_leaves": 31, "verbose": -1, "num_threads": 1, "deterministic": True}
     booster = lgb.train(params, lgb.Dataset(X[:20_000], y["anomaly_flag"][:20_000]), 100)
     return build_artifacts("anomaly_100", booster, "binary", tmp_path_factory.mktemp("models")), X[20_000:]

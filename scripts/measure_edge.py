@@ -17,7 +17,7 @@ from bench.edge import c_bench, library_sizes, python_paths, write_samples
 from compile.edge import make
 from engine.bundle.edge import build_edge, export_bundle_c
 from engine.bundle.format import Bundle
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from kernels.state import allocate
 from kernels.step import drive
 
@@ -52,7 +52,7 @@ def main() -> None:
     bundle = Bundle.load(args.bundle)
     if "edge" not in bundle.manifest:  # the Python paths score through the bundle's own edge library
         bundle = build_edge(args.bundle, progress=lambda _: None)
-    fleet = generate(100_000, mode="fleet", seed=11)
+    fleet = generate(100_000, mode="fleet", seed=11, interval_s=FLEET_INTERVAL_S)
     samples = write_samples(fleet, args.out / "samples.bin")
     results = {"numba_kernel_ns": numba_kernel_ns(fleet), "configs": {}}
     for models, trees in CONFIGS:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from compile.binding import NativeModel
 from compile.native import CFLAGS, build_library, treelite_model
 from compile.tl2cgen_source import annotate_branches, generate_sources
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import candidates
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
 
-    X, y = inputs_and_targets(generate(args.rows, mode="fleet", seed=7))
+    X, y = inputs_and_targets(generate(args.rows, mode="fleet", seed=7, interval_s=FLEET_INTERVAL_S))
     train, held_out = X[: args.rows // 3], X[args.rows // 3 :][: args.batch]
     boosters = {
         task.name: fit_model(candidates(task.kind)["lightgbm"], train, y[task.name][: args.rows // 3]).booster_

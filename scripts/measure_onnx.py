@@ -32,7 +32,7 @@ from compile.native import build_library, treelite_model
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
 from compile.tl2cgen_source import generate_sources
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.cross_validation import fit_model, fold_metrics
 from engine.models.model_files import LightGBMPredictor
 from engine.models.tasks import TASKS, inputs_and_targets
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    X, y = inputs_and_targets(generate(args.rows, mode="fleet", seed=7))
+    X, y = inputs_and_targets(generate(args.rows, mode="fleet", seed=7, interval_s=FLEET_INTERVAL_S))
     n_train = args.rows // 3
     held_out = X[n_train:][: args.batch]
     work = Path(tempfile.mkdtemp(prefix="onnx_compare_"))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from engine.bundle.format import Bundle, TaskModel
 from engine.cli.commands import main
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import candidates
@@ -55,7 +55,7 @@ def chosen_families() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def fleet_inputs():
-    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7))
+    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7, interval_s=FLEET_INTERVAL_S))
     assert np.isnan(X).any(axis=1).sum() > 500  # missing sensor values reach the models
     return X, y
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.data.loading import load_telemetry
 from engine.data.schema import SENSORS
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 
 __all__ = ["fleet_with_bad_samples", "telemetry_arrays"]
 
@@ -21,7 +21,9 @@ def telemetry_arrays(table):
 
 def fleet_with_bad_samples(rows: int, seed: int):
     """Fleet telemetry in arrival order with 1% late samples (an hour old), and NaN, inf and -0.0 sensors."""
-    ids, stamps, values, statuses = telemetry_arrays(generate(rows, mode="fleet", seed=seed))
+    ids, stamps, values, statuses = telemetry_arrays(
+        generate(rows, mode="fleet", seed=seed, interval_s=FLEET_INTERVAL_S)
+    )
     rng = np.random.default_rng(seed)
     late = rng.choice(rows, rows // 100, replace=False)
     stamps[late] -= 3600

@@ -48,9 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--machines", type=positive_int, default=50)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--start", default="2025-01-01", help="first timestamp, ISO 8601, UTC")
-    generate.add_argument(
-        "--interval-s", type=positive_int, default=None, help="seconds between intervals (default 60 kaggle, 300 fleet)"
-    )
+    generate.add_argument("--interval-s", type=positive_int, default=60, help="seconds between intervals")
     generate.add_argument("--out", required=True, type=Path, help="output file: .parquet, or .csv (Kaggle format)")
     generate.set_defaults(command="generate")
 

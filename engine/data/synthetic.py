@@ -53,7 +53,6 @@ from kernels import fleet_sim
 __all__ = [
     "FLEET_INTERVAL_S",
     "KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE",
-    "KAGGLE_INTERVAL_S",
     "MODES",
     "generate",
 ]
@@ -64,9 +63,9 @@ MODES = ("kaggle", "fleet")
 # in FAILURE_TYPES order.
 KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE = np.array([48, 64, 46, 39, 12], dtype=np.float64) / 209.0
 KAGGLE_STATUS_PROBABILITIES = np.array([0.1, 0.8, 0.1])
-# Seconds between samples by default: the Kaggle file's minute, and five minutes for a fleet (every fleet data
-# set of the project, the stream report's and the benchmarks', uses it, so their models see the same dynamics).
-KAGGLE_INTERVAL_S = 60
+# The interval of every fleet data set of the project (the run's, the stream report's, the benchmarks' and the
+# tests'): one sample per machine every 5 minutes, so 100k rows of 50 machines span a week, long enough for
+# machines to degrade, fail and be repaired (at the default minute the same rows cover 33 hours and hold none).
 FLEET_INTERVAL_S = 300
 
 
@@ -77,7 +76,7 @@ def generate(
     mode: str = "kaggle",
     seed: int = 0,
     start: str = "2025-01-01",
-    interval_s: int | None = None,
+    interval_s: int = 60,
 ) -> pa.Table:
     """Generate telemetry with all label columns, in :data:`engine.data.schema.TELEMETRY_SCHEMA`.
 
@@ -94,9 +93,8 @@ def generate(
         The same seed gives the same table, bit for bit.
     start : str, default="2025-01-01"
         First timestamp, ISO 8601, taken as UTC when it has no zone.
-    interval_s : int, optional
-        Seconds between intervals (default :data:`KAGGLE_INTERVAL_S` in kaggle mode, :data:`FLEET_INTERVAL_S`
-        in fleet mode).
+    interval_s : int, default=60
+        Seconds between intervals (the project's fleet data sets use :data:`FLEET_INTERVAL_S`).
 
     Returns
     -------
@@ -108,8 +106,6 @@ def generate(
         raise InvalidInputError(f"rows must be at least 1, not {rows}")
     if machines < 1:
         raise InvalidInputError(f"machines must be at least 1, not {machines}")
-    if interval_s is None:
-        interval_s = KAGGLE_INTERVAL_S if mode == "kaggle" else FLEET_INTERVAL_S
     if interval_s < 1:
         raise InvalidInputError(f"interval_s must be at least 1 second, not {interval_s}")
     start_s = _parse_start(start)

@@ -35,7 +35,7 @@ def _progress_line(text: str) -> None:
 def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, holdout=None) -> Path:
     """Run every stage into ``out`` and write ``out/REPORT.md``; returns its path."""
     from engine.data.eda import run_eda
-    from engine.data.synthetic import generate
+    from engine.data.synthetic import FLEET_INTERVAL_S, generate
     from engine.features.batch import write_features
     from engine.models.trainer import train
     from engine.models.zoo import candidates
@@ -59,7 +59,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             f"generate fleet-mode data ({rows:,} rows)",
             # One sample per machine every 5 minutes: 100k rows span a week, long enough for machines to
             # degrade, fail and be repaired (at one a minute the same rows cover 33 hours and hold no failure).
-            lambda: generate(rows, mode="fleet", seed=seed),
+            lambda: generate(rows, mode="fleet", seed=seed, interval_s=FLEET_INTERVAL_S),
             _rows_and_machines,
         )
         results["data"] = {

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.csv as pacsv
 
 from engine.bundle.edge import build_edge
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.fleet_bundle import train_stream_bundle
 from engine.report.figures import pyplot, save_figure
 from engine.stream.outputs import format_drivers, iso_time
@@ -42,7 +42,9 @@ def prepare_stream_bundle(folder, *, seed: int = 0, progress: Callable[[str], No
     library; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    training = generate(TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3)
+    training = generate(
+        TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3, interval_s=FLEET_INTERVAL_S
+    )
     progress(f"  fleet bundle: LightGBM on {training.num_rows:,} fleet samples ({TRAIN_MACHINES} machines)")
     train_stream_bundle(training, folder / "bundle", seed=seed, progress=progress)
     return build_edge(folder / "bundle", progress=progress)

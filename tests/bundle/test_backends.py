@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.tasks import TASK_BY_NAME
 from engine.stream.scorer import StreamScorer
 from tests.oracles.float32_splits import FP32_TOLERANCE, nearest_float32, rows_that_may_flip
@@ -31,7 +31,7 @@ BACKENDS = {
 def held_out():
     # Fleet rows of other machines and times than the bundle's training rows, in time order (so a stream sees
     # no late sample and its features equal the batch ones); missing sensor values included.
-    return generate(3_000, mode="fleet", machines=30, seed=21)
+    return generate(3_000, mode="fleet", machines=30, seed=21, interval_s=FLEET_INTERVAL_S)
 
 
 def _scores(bundle, table, backend: str, models: str) -> dict:

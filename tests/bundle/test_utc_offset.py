@@ -21,7 +21,7 @@ from compile.edge import make
 from engine.bundle.format import Bundle, TaskModel
 from engine.cli import main
 from engine.data.loading import save_telemetry, write_kaggle_csv
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.errors import InvalidInputError
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, inputs_and_targets
@@ -51,7 +51,9 @@ def morning(hours: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def local_time_bundle(tmp_path_factory) -> Bundle:
-    table = generate(6_000, mode="fleet", machines=10, seed=41)  # 50 hours at 5 minutes: every hour, twice
+    table = generate(
+        6_000, mode="fleet", machines=10, seed=41, interval_s=FLEET_INTERVAL_S
+    )  # 50 hours at 5 minutes: every hour, twice
     X, _ = inputs_and_targets(table, utc_offset_minutes=OFFSET)
     hours = local_hours(table, OFFSET)
     labels = {"binary": morning(hours), "multiclass": hours // 5, "regression": hours.astype(np.float64)}
@@ -67,7 +69,9 @@ def local_time_bundle(tmp_path_factory) -> Bundle:
 
 @pytest.fixture(scope="module")
 def samples():
-    return generate(1_200, mode="fleet", machines=4, seed=42)  # other machines and days than the training rows
+    return generate(
+        1_200, mode="fleet", machines=4, seed=42, interval_s=FLEET_INTERVAL_S
+    )  # other machines and days than the training rows
 
 
 def test_the_reference_uses_the_local_hour(local_time_bundle, samples):

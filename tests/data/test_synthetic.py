@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from engine.data.schema import FAILURE_TYPES, SENSORS, TELEMETRY_SCHEMA
-from engine.data.synthetic import generate
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 
 
 def _frame(table) -> pd.DataFrame:
@@ -135,7 +135,7 @@ def test_model_trained_on_generated_data_scores_on_real_data_as_well_as_real_cv(
 
 
 def test_fleet_every_machine_every_interval():
-    table = generate(1_001, machines=10, mode="fleet", seed=3)
+    table = generate(1_001, machines=10, mode="fleet", seed=3, interval_s=FLEET_INTERVAL_S)
     frame = _frame(table)
     assert len(frame) == 1_010  # rounded up to whole intervals
     per_time = frame.groupby("timestamp").machine_id.apply(lambda ids: sorted(ids))

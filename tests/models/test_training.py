@@ -18,7 +18,7 @@ from sklearn.model_selection import cross_validate as sklearn_cross_validate
 from engine.bundle.format import Bundle, TaskModel
 from engine.cli.commands import main
 from engine.data.loading import TelemetryError, save_telemetry
-from engine.data.synthetic import KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE, generate
+from engine.data.synthetic import FLEET_INTERVAL_S, KAGGLE_FAILURE_TYPE_GIVEN_MAINTENANCE, generate
 from engine.errors import BundleError
 from engine.models.autoencoder import LightGBMAutoencoder, sensors_read_by
 from engine.models.ceilings import task_ceilings
@@ -47,7 +47,7 @@ def trained(tmp_path_factory, kaggle, real_sample_path):
     data = folder / "kaggle.parquet"
     fleet = folder / "fleet.parquet"
     save_telemetry(kaggle, data)
-    save_telemetry(generate(6_000, mode="fleet", machines=20, seed=12), fleet)
+    save_telemetry(generate(6_000, mode="fleet", machines=20, seed=12, interval_s=FLEET_INTERVAL_S), fleet)
     out = folder / "out"
     code = main(
         ["train", "--data", str(data), "--out", str(out), "--fleet", str(fleet), "--holdout", str(real_sample_path)]
