@@ -7,13 +7,13 @@ Every figure is read from ``results.json``, so a report can be redrawn from a sa
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
 
 from engine.report.figures import pyplot, save_figure
 from engine.report.markdown import markdown_table
+from engine.report.tables import write_csv
 
 __all__ = ["GOALS", "write_report"]
 
@@ -39,18 +39,8 @@ def write_report(document: dict, out: Path) -> list[Path]:
     cell = {(r["model"], r["runtime"], r["batch"]): r for r in records}
     files = []
 
-    with (out / "records.csv").open("w", newline="") as f:
-        fields = list(dict.fromkeys(k for r in records for k in r))
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(records)
-    files.append(out / "records.csv")
-    with (out / "sizes.csv").open("w", newline="") as f:
-        fields = list(dict.fromkeys(k for s in sizes for k in s))
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(sizes)
-    files.append(out / "sizes.csv")
+    files.append(write_csv(out / "records.csv", records, digits=None))
+    files.append(write_csv(out / "sizes.csv", sizes, digits=None))
 
     lines = ["# Model benchmarks", ""]
     meta = document["meta"]

@@ -15,7 +15,6 @@ Writes a Markdown and a CSV table; ratios are against the ``O3`` variant measure
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import statistics
 import tempfile
@@ -32,6 +31,8 @@ from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import candidates
+from engine.report.markdown import markdown_table
+from engine.report.tables import write_csv
 
 BASE_FLAGS = tuple(flag for flag in CFLAGS if flag != "-O3")
 VARIANTS = {
@@ -123,13 +124,9 @@ def main() -> None:
             }
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "native_options.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
+    write_csv(args.out / "native_options.csv", records, digits=None)
     header = list(records[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in records]
+    lines = markdown_table(header, [[r[h] for h in header] for r in records])
     (args.out / "native_options.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

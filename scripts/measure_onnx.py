@@ -17,7 +17,6 @@ Ratios are against LightGBM measured in the same run. Writes ``onnx_compare.md``
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import statistics
 import tempfile
@@ -37,6 +36,8 @@ from engine.models.cross_validation import fit_model, fold_metrics
 from engine.models.model_files import LightGBMPredictor
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import candidates
+from engine.report.markdown import markdown_table
+from engine.report.tables import write_csv
 
 
 def main() -> None:
@@ -119,12 +120,8 @@ def main() -> None:
         "task", "trees", "runtime", "size_bytes", "max_abs_diff", "score", "batch_ns_per_row",
         "batch_speedup_vs_lightgbm", "single_ns_per_call", "single_speedup_vs_lightgbm",
     ]  # fmt: skip
-    with (args.out / "onnx_compare.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(records)
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(str(r.get(h, "")) for h in header) + " |" for r in records]
+    write_csv(args.out / "onnx_compare.csv", [{h: r.get(h) for h in header} for r in records], digits=None)
+    lines = markdown_table(header, [[r.get(h) for h in header] for r in records])
     (args.out / "onnx_compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES, LABEL_COLUMNS, MACHINE_STATUSES, SENSORS
 from engine.report.figures import pyplot, save_figure
+from engine.report.markdown import markdown_table
 
 __all__ = ["EdaResult", "run_eda", "sensor_statistics"]
 
@@ -132,42 +133,40 @@ def _summary_markdown(table, title, stats, stats_csv, plots) -> str:
     first, last = pc.min(timestamps).as_py(), pc.max(timestamps).as_py()
     days = (last - first).total_seconds() / 86400
     machine_ids = table.column("machine_id")
-    lines = [
-        f"# {title}",
-        "",
-        "| what | value |",
-        "| --- | --- |",
-        f"| rows | {table.num_rows:,} |",
-        f"| machines | {len(pc.unique(machine_ids)):,} |",
-        f"| time span | {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({days:.2f} days) |",
+    facts = [
+        ["rows", f"{table.num_rows:,}"],
+        ["machines", f"{len(pc.unique(machine_ids)):,}"],
+        ["time span", f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC ({days:.2f} days)"],
     ]
     status = table.column("machine_status").to_numpy()
     for code, name in MACHINE_STATUSES.items():
-        lines.append(f"| machine_status {code} ({name}) | {np.mean(status == code):.1%} |")
+        facts.append([f"machine_status {code} ({name})", f"{np.mean(status == code):.1%}"])
     for label in LABEL_COLUMNS:
         if label not in table.column_names:
             continue
         if label == "failure_type":
             codes = table.column(label).combine_chunks().indices.to_numpy()
             for code, name in enumerate(FAILURE_TYPES[1:], start=1):
-                lines.append(f"| failure_type = {name} | {np.mean(codes == code):.2%} |")
+                facts.append([f"failure_type = {name}", f"{np.mean(codes == code):.2%}"])
         elif label == "predicted_remaining_life":
             life = table.column(label).to_numpy()
-            lines.append(f"| predicted_remaining_life, median hours | {np.median(life):.1f} |")
+            facts.append(["predicted_remaining_life, median hours", f"{np.median(life):.1f}"])
         elif label == "downtime_risk":
             risk = table.column(label).to_numpy()
-            lines.append(f"| downtime_risk >= 0.5 | {np.mean(risk >= 0.5):.2%} |")
+            facts.append(["downtime_risk >= 0.5", f"{np.mean(risk >= 0.5):.2%}"])
         else:
-            lines.append(f"| {label} = 1 | {np.mean(table.column(label).to_numpy() == 1):.2%} |")
-    lines += [
+            facts.append([f"{label} = 1", f"{np.mean(table.column(label).to_numpy() == 1):.2%}"])
+    lines = [
+        f"# {title}",
+        "",
+        *markdown_table(["what", "value"], facts),
         "",
         f"## Sensors ([CSV]({stats_csv.name}))",
         "",
-        "| sensor | " + " | ".join(_STAT_NAMES) + " |",
-        "| --- |" + " --- |" * len(_STAT_NAMES),
+        *markdown_table(
+            ["sensor", *_STAT_NAMES], [[name, *(_format(row[k]) for k in _STAT_NAMES)] for name, row in stats.items()]
+        ),
     ]
-    for name, row in stats.items():
-        lines.append(f"| {name} | " + " | ".join(_format(row[k]) for k in _STAT_NAMES) + " |")
     missing_total = int(sum(row["missing"] for row in stats.values()))
     lines += ["", f"Missing sensor values (empty, NaN or infinite): {missing_total:,} in all.", ""]
     for caption, path in plots:

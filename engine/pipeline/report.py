@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.report.markdown import link
+from engine.report.markdown import link, markdown_table
 
 __all__ = ["write_run_report"]
 
@@ -20,10 +20,9 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
     lines = [
         "# iotengine run",
         "",
-        "| stage | seconds |",
-        "| --- | --- |",
-        *(f"| {name} | {seconds:.1f} |" for name, seconds in done),
-        f"| **total** | {total:.1f} |",
+        *markdown_table(
+            ["stage", "seconds"], [*([name, f"{s:.1f}"] for name, s in done), ["**total**", f"{total:.1f}"]]
+        ),
         "",
         f"Everything the stages printed (their details, and any third-party output): {link(out / 'run.log', out)}.",
         "",
@@ -48,32 +47,29 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "reduction, the LightGBM autoencoder and raw-vs-all-features on fleet data. Full report: "
         f"{link(training.out / 'TRAINING.md', out)}; bundle: {link(training.bundle.path / 'bundle.json', out)}.",
         "",
-        "| task | chosen model | score | Bayes ceiling | threshold |",
-        "| --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for task_name, family in training.best.items():
         metric = TASK_BY_NAME[task_name].score
         threshold = training.thresholds.get(task_name)
-        lines.append(
-            f"| {task_name} | {family} | {metric} {training.results[task_name][family].mean(metric):.4f} "
-            f"| {training.ceilings[task_name][metric]:.4f} | {'' if threshold is None else f'{threshold:.4f}'} |"
-        )
+        score = f"{metric} {training.results[task_name][family].mean(metric):.4f}"
+        ceiling = f"{training.ceilings[task_name][metric]:.4f}"
+        rows.append([task_name, family, score, ceiling, None if threshold is None else f"{threshold:.4f}"])
+    lines += markdown_table(["task", "chosen model", "score", "Bayes ceiling", "threshold"], rows)
     lines += ["", *(f"- {link(p, out)}" for p in training.files)]
     compiled = results["compiled"]
     lines += [
         "",
         "## Native libraries",
         "",
-        "| set | task | family | trees | library | bytes |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
+    rows = []
     for set_name, tasks in compiled.native_sets.items():
         for task_name, entry in tasks.items():
             library = compiled.path / entry["library"]
-            lines.append(
-                f"| {set_name} | {task_name} | {entry['family']} | {entry['trees']} | {link(library, out)} "
-                f"| {library.stat().st_size:,} |"
-            )
+            size = f"{library.stat().st_size:,}"
+            rows.append([set_name, task_name, entry["family"], entry["trees"], link(library, out), size])
+    lines += markdown_table(["set", "task", "family", "trees", "library", "bytes"], rows)
     onnx = results["onnx"]
     lines += [
         "",
@@ -127,12 +123,19 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         f"through `StreamScorer` and the C library of a fleet-trained bundle at {summary['samples_per_second']:,.0f} "
         "samples/s, with alerts and a checkpoint: " + ", ".join(link(p, out) for p in stream_files) + ".",
         "",
-        "| task | alerts | labelled episodes | episodes alerted | precision | recall |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *(
-            f"| {q['task']} | {q['alerts']} | {q['episodes']} | {q['episodes_alerted']} | "
-            f"{format_fraction(q['precision'])} | {format_fraction(q['recall'])} |"
-            for q in summary["quality"]
+        *markdown_table(
+            ["task", "alerts", "labelled episodes", "episodes alerted", "precision", "recall"],
+            [
+                [
+                    q["task"],
+                    q["alerts"],
+                    q["episodes"],
+                    q["episodes_alerted"],
+                    format_fraction(q["precision"]),
+                    format_fraction(q["recall"]),
+                ]
+                for q in summary["quality"]
+            ],
         ),
         "",
         f"Latency per sample p50 {summary['latency_us'].get('p50', float('nan')):,.0f} µs, "
