@@ -17,9 +17,9 @@ from collections import deque
 import numpy as np
 
 from engine.optional import optional_import
+from kernels.names import SENSOR_SHORT as SHORT
+from kernels.names import SENSORS
 
-SENSORS = ("temperature", "vibration", "humidity", "pressure", "energy_consumption")
-SHORT = ("temp", "vib", "hum", "pres", "energy")
 EPS = 1e-6
 
 

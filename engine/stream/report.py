@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.csv as pacsv
 
 from engine.bundle.edge import build_edge
+from engine.data.schema import SENSORS
 from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.fleet_bundle import train_stream_bundle
 from engine.report.figures import pyplot, save_figure
@@ -161,8 +162,7 @@ def _plot_machine(path: Path, replay: Replay, source, scores_csv: Path) -> Path:
     hours = (source.timestamps[rows] - source.timestamps[0]) / 3600.0
     fig, axes = pyplot().subplots(3, 1, figsize=(11, 8), sharex=True)
     for k, name in enumerate(("temperature", "vibration", "energy_consumption")):
-        column = {"temperature": 0, "vibration": 1, "energy_consumption": 4}[name]
-        axes[0].plot(hours, source.sensors[rows, column], lw=0.8, label=name, color=f"C{k}")
+        axes[0].plot(hours, source.sensors[rows, SENSORS.index(name)], lw=0.8, label=name, color=f"C{k}")
     axes[0].set_ylabel("sensor")
     axes[0].legend(loc="upper left", fontsize=8)
     for k, task in enumerate(("anomaly_flag", "maintenance_required", "downtime_risk")):
