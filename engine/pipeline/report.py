@@ -13,7 +13,7 @@ __all__ = ["write_run_report"]
 def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) -> Path:
     """Write ``out/REPORT.md`` from the stages' times and results (engine.pipeline.run); returns its path."""
     from engine.models.tasks import TASK_BY_NAME
-    from engine.scoring.batch import comparison_table
+    from engine.scoring.comparison import comparison_table
     from engine.stream.summary import format_fraction
 
     total = sum(seconds for _, seconds in done)

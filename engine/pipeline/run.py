@@ -274,7 +274,7 @@ def _edge_summary(files: list[Path]) -> str:
 
 
 def _score_stage(bundle_path: Path, folder: Path, held_out: pa.Table) -> dict:
-    from engine.scoring.batch import backend_comparison
+    from engine.scoring.comparison import backend_comparison
 
     return backend_comparison(bundle_path, held_out, folder)
 
