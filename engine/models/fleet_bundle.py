@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from engine.bundle.edge import build_edge
 from engine.bundle.format import Bundle, TaskModel
+from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.errors import InvalidInputError
 from engine.models.cross_validation import choose_threshold, fit_model, fold_metrics, predict_scores
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import lightgbm_candidate
 
-__all__ = ["train_stream_bundle"]
+__all__ = ["TRAIN_MACHINES", "TRAIN_STEPS", "prepare_fleet_bundle", "train_stream_bundle"]
+
+TRAIN_MACHINES = 150
+TRAIN_STEPS = 600  # 50 hours at 5 minutes: each machine has a fair chance to degrade and fail
 
 
 def train_stream_bundle(
@@ -66,3 +72,16 @@ def train_stream_bundle(
         }
     }
     return Bundle.write(path, models, extra=extra)
+
+
+def prepare_fleet_bundle(folder, *, seed: int = 0, progress: Callable[[str], None] = print):
+    """The fleet bundle of ``iotengine run``'s streaming stage: fleet telemetry of other machines generated,
+    :func:`train_stream_bundle` into ``folder/bundle``, its C library built; returns it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    training = generate(
+        TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3, interval_s=FLEET_INTERVAL_S
+    )
+    progress(f"  fleet bundle: LightGBM on {training.num_rows:,} fleet samples ({TRAIN_MACHINES} machines)")
+    train_stream_bundle(training, folder / "bundle", seed=seed, progress=progress)
+    return build_edge(folder / "bundle", progress=progress)

@@ -159,7 +159,7 @@ def _build_stage(bundle_path: Path, out: Path, seed: int) -> dict:
     from bench.edge import build_edge_sources
     from engine.bundle.native import compile_bundle
     from engine.bundle.onnx import export_onnx
-    from engine.stream.report import prepare_stream_bundle
+    from engine.models.fleet_bundle import prepare_fleet_bundle
 
     def native_and_onnx():
         compile_bundle(bundle_path, progress=_progress_line)
@@ -168,7 +168,7 @@ def _build_stage(bundle_path: Path, out: Path, seed: int) -> dict:
     with ThreadPoolExecutor(max_workers=3) as pool:
         tree_libraries = pool.submit(native_and_onnx)
         edge = pool.submit(build_edge_sources, bundle_path, out / "edge", progress=_progress_line)
-        stream = pool.submit(prepare_stream_bundle, out / "stream", seed=seed, progress=_progress_line)
+        stream = pool.submit(prepare_fleet_bundle, out / "stream", seed=seed, progress=_progress_line)
         tree_libraries.result(), edge.result()
         stream_bundle = stream.result()
     from engine.bundle.format import Bundle

@@ -1,4 +1,5 @@
-"""The streaming stage of ``iotengine run``: a fleet bundle, a labelled replay through the C library, a report.
+"""The streaming stage of ``iotengine run``: a labelled replay through the C library of a fleet bundle, and its
+report.
 
 Writes into its folder::
 
@@ -21,42 +22,26 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pacsv
 
-from engine.bundle.edge import build_edge
 from engine.data.schema import SENSORS
-from engine.data.synthetic import FLEET_INTERVAL_S, generate
-from engine.models.fleet_bundle import train_stream_bundle
+from engine.models.fleet_bundle import TRAIN_MACHINES, prepare_fleet_bundle
 from engine.report.figures import pyplot, save_figure
 from engine.stream.outputs import format_drivers, iso_time
 from engine.stream.replay import Replay, ReplayOptions
 from engine.stream.sources import fleet_source
 from engine.stream.summary import StreamSummary
 
-__all__ = ["prepare_stream_bundle", "stream_report"]
+__all__ = ["stream_report"]
 
-TRAIN_MACHINES = 150
-TRAIN_STEPS = 600  # 50 hours at 5 minutes: each machine has a fair chance to degrade and fail
 REPLAY_ROWS = 20_000
 
 
-def prepare_stream_bundle(folder, *, seed: int = 0, progress: Callable[[str], None] = print):
-    """The first half of :func:`stream_report`: train the fleet bundle into ``folder/bundle`` and build its C
-    library; returns it."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    training = generate(
-        TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3, interval_s=FLEET_INTERVAL_S
-    )
-    progress(f"  fleet bundle: LightGBM on {training.num_rows:,} fleet samples ({TRAIN_MACHINES} machines)")
-    train_stream_bundle(training, folder / "bundle", seed=seed, progress=progress)
-    return build_edge(folder / "bundle", progress=progress)
-
-
 def stream_report(folder, *, seed: int = 0, progress: Callable[[str], None] = print, bundle=None) -> list[Path]:
-    """Train the fleet bundle (unless ``bundle``, from :func:`prepare_stream_bundle`, is given), replay new fleet
-    telemetry through it in C, and write the report; returns the files written (STREAM.md first)."""
+    """Train the fleet bundle (unless ``bundle``, from :func:`engine.models.fleet_bundle.prepare_fleet_bundle`, is
+    given), replay new fleet telemetry through it in C, and write the report; returns the files written (STREAM.md
+    first)."""
     folder = Path(folder)
     if bundle is None:
-        bundle = prepare_stream_bundle(folder, seed=seed, progress=progress)
+        bundle = prepare_fleet_bundle(folder, seed=seed, progress=progress)
     source = fleet_source(REPLAY_ROWS, seed=seed + 2)
     state = folder / "state.json"
     state.unlink(missing_ok=True)  # a new run replays from the start
