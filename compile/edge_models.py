@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -43,12 +44,15 @@ def c_doubles(name: str, values) -> str:
     return f"static const double {name}[{values.size}] = {{{', '.join(hex_float(v) for v in values)}}};\n"
 
 
+@dataclass(frozen=True)
 class ModelSource:
-    """The model's C (defining ``model_row`` and ``MODEL_OUTPUTS``), how many outputs it writes, and what the
-    edge manifest records about it (``form``, and ``trees`` for tree models)."""
+    """The model's C (defining ``model_row`` and ``MODEL_OUTPUTS``), how many outputs it writes, its MODEL_SHAPE
+    (see compile/c/iot_model.c.in), and what the edge manifest records about it (``form``, and ``trees``)."""
 
-    def __init__(self, code: str, n_outputs: int, shape: int, described: dict):
-        self.code, self.n_outputs, self.shape, self.described = code, n_outputs, shape, described
+    code: str
+    n_outputs: int
+    shape: int
+    described: dict
 
 
 def model_source(model: EdgeModel, trees: str) -> ModelSource:
