@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.report.markdown import markdown_table
 from engine.stream.alerts import (
     AlertQuality,
 )
@@ -93,10 +94,9 @@ class StreamSummary:
             "- missing sensor values (scored as missing, spec policy): "
             + ", ".join(f"{name} {count:,}" for name, count in self.missing.items()),
             "",
-            "| task | alerts | active at the end | labelled episodes | episodes alerted | precision | recall |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         by_task = {q.task: q for q in self.quality}
+        rows = []
         for task, count in self.alerts.items():
             q = by_task.get(task)
             cells = (
@@ -104,14 +104,16 @@ class StreamSummary:
                 if q
                 else ["no labels", "", "", ""]
             )
-            lines.append(f"| {task} | {count:,} | {self.active_alerts.get(task, 0):,} | " + " | ".join(cells) + " |")
+            rows.append([task, f"{count:,}", f"{self.active_alerts.get(task, 0):,}", *cells])
+        header = ["task", "alerts", "active at the end", "labelled episodes", "episodes alerted", "precision", "recall"]
+        latency = [f"{self.latency_us.get(f'p{p:g}', float('nan')):,.1f}" for p in LATENCY_PERCENTILES]
         lines += [
+            *markdown_table(header, rows),
             "",
-            "| latency per sample | " + " | ".join(f"p{p:g}" for p in LATENCY_PERCENTILES) + " | max |",
-            "| --- | " + " | ".join("---" for _ in LATENCY_PERCENTILES) + " | --- |",
-            "| µs | "
-            + " | ".join(f"{self.latency_us.get(f'p{p:g}', float('nan')):,.1f}" for p in LATENCY_PERCENTILES)
-            + f" | {self.latency_us.get('max', float('nan')):,.1f} |",
+            *markdown_table(
+                ["latency per sample", *(f"p{p:g}" for p in LATENCY_PERCENTILES), "max"],
+                [["µs", *latency, f"{self.latency_us.get('max', float('nan')):,.1f}"]],
+            ),
         ]
         return "\n".join(lines)
 
