@@ -41,6 +41,7 @@ import treelite
 from scipy.special import expit, logsumexp, softmax
 from sklearn.pipeline import Pipeline
 
+from compile.sklearn_trees import import_sklearn_trees
 from engine.errors import InvalidInputError
 from engine.models.tasks import STATUS_COLUMN
 from engine.models.zoo import expand_status
@@ -65,7 +66,8 @@ def save_model(estimator, family: str, kind: str) -> SavedModel:
     if family == "lightgbm":
         return SavedModel(estimator.booster_.model_to_string().encode(), ".txt")
     if family in TREELITE_FAMILIES:
-        return SavedModel(bytes(treelite.sklearn.import_model(estimator).serialize_bytes()), ".tl")
+        # with scikit-learn's own leaf values: treelite's importer renormalises forest leaves (compile/sklearn_trees.py)
+        return SavedModel(bytes(import_sklearn_trees(estimator).serialize_bytes()), ".tl")
     if family in TABULAR_FAMILIES:
         return SavedModel(json.dumps(_tabular_document(estimator, family, kind), indent=1).encode(), ".json")
     raise InvalidInputError(f"unknown model family {family!r}")
