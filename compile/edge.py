@@ -38,10 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from compile.edge_models import TREE_FORMS, hex_float, model_file, model_source
+from compile.edge_models import TREE_FORMS, model_file, model_source
 from compile.edge_spec import EdgeSpec
 from compile.errors import CompileError
-from compile.templates import C_DIR, fill
+from compile.templates import C_DIR, c_double, c_doubles, fill
 from kernels import calendar
 from kernels.names import FEATURE_NAMES
 
@@ -67,15 +67,13 @@ class EdgeTree:
 
 def calendar_tables() -> str:
     """The kernel's sin/cos tables as C hex-float literals (exact bits)."""
-    lines = []
-    for name, values in (
+    tables = (
         ("hour_sin", calendar.HOUR_SIN),
         ("hour_cos", calendar.HOUR_COS),
         ("dow_sin", calendar.DOW_SIN),
         ("dow_cos", calendar.DOW_COS),
-    ):
-        lines.append(f"static const double {name}[{len(values)}] = {{{', '.join(hex_float(v) for v in values)}}};")
-    return "\n".join(lines)
+    )
+    return "".join(c_doubles(name, values) for name, values in tables).rstrip("\n")
 
 
 def _thresholds(spec: EdgeSpec) -> str:
@@ -83,7 +81,7 @@ def _thresholds(spec: EdgeSpec) -> str:
     lines = []
     for task, macro in THRESHOLD_MACROS.items():
         value = 0.5 if thresholds.get(task) is None else float(thresholds[task])
-        lines.append(f"#define {macro} {hex_float(value)} /* {value!r} */")
+        lines.append(f"#define {macro} {c_double(value)} /* {value!r} */")
     return "\n".join(lines)
 
 

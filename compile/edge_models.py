@@ -22,26 +22,15 @@ import numpy as np
 from compile.edge_spec import EdgeModel
 from compile.errors import CompileError
 from compile.native import TREE_FAMILIES, treelite_model
-from compile.templates import c_source, fill
+from compile.templates import c_double, c_doubles, c_source, fill
 from compile.tl2cgen_source import edge_model_code, generate_sources, num_outputs
 from compile.uint8_trees import uint8_source
 from kernels.names import N_FEATURES
 
-__all__ = ["TREE_FORMS", "ModelSource", "c_doubles", "hex_float", "model_file", "model_source"]
+__all__ = ["TREE_FORMS", "ModelSource", "model_file", "model_source"]
 
 TREE_FORMS = ("tl2cgen", "uint8")
 _LINK = {"none": 0, "logistic": 1, "softmax": 2}
-
-
-def hex_float(value: float) -> str:
-    """A C hex-float literal: the exact bits of ``value``."""
-    return float(value).hex()
-
-
-def c_doubles(name: str, values) -> str:
-    """``static const double name[n] = {...};`` of ``values`` (flattened), as hex floats."""
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    return f"static const double {name}[{values.size}] = {{{', '.join(hex_float(v) for v in values)}}};\n"
 
 
 @dataclass(frozen=True)
@@ -112,7 +101,7 @@ def _tabular_source(model: EdgeModel) -> ModelSource:
     if family == "mean":
         code = (
             "#define MODEL_OUTPUTS 1\n"
-            f"static const double constant = {hex_float(document['constant'])};\n"
+            f"static const double constant = {c_double(document['constant'])};\n"
             "static void model_row(const double *x, double *result) {\n  (void)x;\n  result[0] = constant;\n}\n"
         )
         return ModelSource(code, 1, 0, {"form": "mean"})

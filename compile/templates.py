@@ -5,6 +5,8 @@ are filled in here.
 True
 >>> fill_text("#define N @N@", N=3)
 '#define N 3'
+>>> c_double(0.1), c_double(float("inf"))
+('0x1.999999999999ap-4', 'HUGE_VAL')
 >>> fill_text("@A@ @B@", A=1)
 Traceback (most recent call last):
 ...
@@ -13,12 +15,15 @@ compile.errors.CompileError: <text>: placeholder(s) @B@ not filled in
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from compile.errors import CompileError
 
-__all__ = ["C_DIR", "c_source", "fill", "fill_text"]
+__all__ = ["C_DIR", "c_double", "c_doubles", "c_source", "fill", "fill_text"]
 
 C_DIR = Path(__file__).resolve().parent / "c"
 _PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
@@ -40,3 +45,20 @@ def fill_text(text: str, source: str = "<text>", **values) -> str:
 def fill(name: str, **values) -> str:
     """The template ``compile/c/<name>`` filled in with ``values``."""
     return fill_text(c_source(name), name, **values)
+
+
+def c_double(value: float) -> str:
+    """A C literal of the exact double: a hex float; infinity as math.h's HUGE_VAL (scikit-learn splits at +inf to
+    send only missing values one way). NaN has no literal: CompileError."""
+    value = float(value)
+    if math.isinf(value):
+        return "HUGE_VAL" if value > 0 else "(-HUGE_VAL)"
+    if math.isnan(value):
+        raise CompileError("a constant to write as C is NaN")
+    return value.hex()
+
+
+def c_doubles(name: str, values) -> str:
+    """``static const double name[n] = {...};`` of ``values`` (flattened), exact (:func:`c_double`)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return f"static const double {name}[{values.size}] = {{{', '.join(c_double(v) for v in values)}}};\n"

@@ -26,7 +26,6 @@ True
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -35,7 +34,7 @@ import treelite
 
 from compile.errors import CompileError
 from compile.native import CFLAGS, build_library
-from compile.templates import fill
+from compile.templates import c_double, fill
 from compile.tl2cgen_source import NativeSources
 
 __all__ = ["TREES_PER_BLOCK", "build_forest_library", "forest_source"]
@@ -49,30 +48,26 @@ _OPERATORS = {2: "<", 3: "<=", 4: ">", 5: ">="}
 _NODE_TYPES = {0: "leaf", 1: "numerical_test_node", 2: "categorical_test_node"}
 
 
-def _field(accessor, name: str):
-    return accessor.get_field(name)
-
-
 def _header(model: treelite.Model) -> dict:
     """The model-wide fields: the JSON dump would serve, but it writes an infinite threshold as nothing."""
     header = model.get_header_accessor()
     names = ("num_feature", "num_target", "num_class", "class_id", "average_tree_output", "base_scores")
-    document = {name: _field(header, name) for name in names}
-    document["postprocessor"] = str(_field(header, "postprocessor"))
-    document["sigmoid_alpha"] = float(_field(header, "sigmoid_alpha")[0])
+    document = {name: header.get_field(name) for name in names}
+    document["postprocessor"] = str(header.get_field("postprocessor"))
+    document["sigmoid_alpha"] = float(header.get_field("sigmoid_alpha")[0])
     return document
 
 
 def _tree_nodes(model: treelite.Model, index: int) -> list[dict]:
     """One tree's nodes from treelite's arrays, in the shape of its JSON dump (inf thresholds kept)."""
     tree = model.get_tree_accessor(index)
-    f = {name: _field(tree, name) for name in (
+    f = {name: tree.get_field(name) for name in (
         "node_type", "cleft", "cright", "split_index", "default_left", "threshold", "cmp", "leaf_value",
         "leaf_vector", "leaf_vector_begin", "leaf_vector_end", "category_list", "category_list_begin",
         "category_list_end", "category_list_right_child",
     )}  # fmt: skip
     nodes = []
-    for i in range(int(_field(tree, "num_nodes")[0])):
+    for i in range(int(tree.get_field("num_nodes")[0])):
         kind = _NODE_TYPES.get(int(f["node_type"][i]))
         if kind is None:
             raise CompileError(f"tree {index}, node {i}: treelite node type {int(f['node_type'][i])} is unknown")
@@ -102,17 +97,6 @@ def _tree_nodes(model: treelite.Model, index: int) -> list[dict]:
                 )
         nodes.append(node)
     return nodes
-
-
-def _hex(value: float) -> str:
-    """A C literal of the exact double: hex floats; infinity as math.h's HUGE_VAL (scikit-learn splits at +inf
-    to send only missing values one way)."""
-    value = float(value)
-    if math.isinf(value):
-        return "HUGE_VAL" if value > 0 else "(-HUGE_VAL)"
-    if math.isnan(value):
-        raise CompileError("a threshold or leaf value is NaN")
-    return value.hex()
 
 
 class _Emitter:
@@ -145,7 +129,7 @@ class _Emitter:
         x = f"x[{int(node['split_feature_id'])}]"
         default_left = bool(node["default_left"])
         if node["node_type"] == "numerical_test_node":
-            op, threshold = node["comparison_op"], _hex(node["threshold"])
+            op, threshold = node["comparison_op"], c_double(node["threshold"])
             if op not in _COMPLEMENT:
                 raise CompileError(f"comparison {op!r} is not one of {sorted(_COMPLEMENT)}")
             # Every comparison with NaN is false: !(x op' t) sends NaN left, (x op t) sends it right.
@@ -163,8 +147,8 @@ class _Emitter:
         if isinstance(value, list):  # a forest's leaf: one value per class
             if len(value) != self.n_outputs:
                 raise CompileError(f"a leaf holds {len(value)} values for {self.n_outputs} outputs")
-            return [f"{indent}y[{k}] += {_hex(v)};" for k, v in enumerate(value)]
-        return [f"{indent}y[{target}] += {_hex(value)};"]
+            return [f"{indent}y[{k}] += {c_double(v)};" for k, v in enumerate(value)]
+        return [f"{indent}y[{target}] += {c_double(value)};"]
 
     def tree(self, tree: dict, target: int) -> list[str]:
         nodes = {int(node["node_id"]): node for node in tree["nodes"]}
@@ -231,9 +215,9 @@ def forest_source(
         HAS_CATEGORIES=int(bool(emitter.sets)),
         AVERAGE=int(bool(document["average_tree_output"][0])),
         POSTPROCESS=_POSTPROCESSORS[postprocessor],
-        SIGMOID_ALPHA=_hex(document["sigmoid_alpha"]),
-        BASE_SCORES=", ".join(_hex(v) for v in base_scores),
-        TREE_COUNTS=", ".join(_hex(max(c, 1)) for c in counts),
+        SIGMOID_ALPHA=c_double(document["sigmoid_alpha"]),
+        BASE_SCORES=", ".join(c_double(v) for v in base_scores),
+        TREE_COUNTS=", ".join(c_double(max(c, 1)) for c in counts),
         CATEGORY_SETS=emitter.set_definitions(),
         TREE_BLOCKS="\n".join(blocks),
         BLOCK_NAMES=", ".join(names),
