@@ -6,6 +6,11 @@ import lightgbm as lgb
 import numpy as np
 
 
+def on_thresholds(rng, shape) -> np.ndarray:
+    """Normal values rounded to 2 decimals: they repeat, so many test rows sit exactly on a threshold."""
+    return rng.normal(size=shape).round(2)
+
+
 def random_lightgbm(rng, objective: str, leaves: int, rounds: int, inputs) -> tuple[lgb.Booster, np.ndarray]:
     """A model on 4 columns (column 1 with NaN in training, column 3 categorical) and test rows that also hold
     NaN in column 2 (never NaN in training), NaN and unseen or negative categories in column 3.

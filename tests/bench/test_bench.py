@@ -21,7 +21,8 @@ from compile.native import build_library
 from compile.tl2cgen_source import NativeSources
 from compile.uint8_trees import uint8_source
 from engine.models.tasks import TASKS
-from tests.small_models import random_lightgbm
+from tests.oracles.scores import assert_equals_lightgbm
+from tests.small_models import on_thresholds, random_lightgbm
 
 REQUIRED = ("model", "runtime", "batch", "median_ns_per_row", "p99_ns_per_row", "size_bytes", "max_abs_diff")
 
@@ -93,18 +94,12 @@ def test_report_files_and_end_to_end(quick_run):
 def test_uint8_trees_equal_lightgbm_exactly(tmp_path_factory, seed, objective, leaves, rounds):
     """Bin codes reproduce LightGBM bit for bit: through categorical splits, NaN in features that had NaN in
     training and in features that had none, values equal to thresholds, and single-leaf trees."""
-    # Inputs rounded to 2 decimals repeat, so many rows sit exactly on a threshold.
-    booster, test = random_lightgbm(
-        np.random.default_rng(seed), objective, leaves, rounds, lambda rng, shape: rng.normal(size=shape).round(2)
-    )
+    booster, test = random_lightgbm(np.random.default_rng(seed), objective, leaves, rounds, on_thresholds)
     folder = tmp_path_factory.mktemp("uint8")
     (folder / "m.c").write_text(uint8_source(booster))
     library = build_library(NativeSources(folder, ("m.c",), ()), folder / "m.so")
     model = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), objective)
-    expected = booster.predict(test)
-    assert np.array_equal(model.predict(test).reshape(expected.shape), expected)
-    raw = booster.predict(test, raw_score=True)
-    assert np.array_equal(model.predict(test, raw=True).reshape(raw.shape), raw)
+    assert_equals_lightgbm(model, booster, test)
 
 
 def test_uint8_trees_index_hundreds_of_categorical_splits(tmp_path):

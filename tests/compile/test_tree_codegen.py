@@ -25,7 +25,8 @@ from sklearn.ensemble import (
 from compile.binding import NativeModel
 from compile.sklearn_trees import import_sklearn_trees
 from compile.tree_codegen import build_forest_library, forest_source
-from tests.small_models import random_lightgbm
+from tests.oracles.scores import assert_equals_lightgbm
+from tests.small_models import on_thresholds, random_lightgbm
 
 
 def _load(model: treelite.Model, folder, kind: str, *, sklearn_forest: bool = False, link_in_numpy: bool = False):
@@ -44,14 +45,9 @@ def _load(model: treelite.Model, folder, kind: str, *, sklearn_forest: bool = Fa
 def test_lightgbm_models_are_reproduced_bit_for_bit(tmp_path_factory, seed, objective, leaves, rounds):
     """Categorical splits with unseen and negative categories, NaN in a feature that had NaN in training and in
     one that had none, rows on thresholds (inputs rounded to 2 decimals repeat), single-leaf trees."""
-    booster, test = random_lightgbm(
-        np.random.default_rng(seed), objective, leaves, rounds, lambda rng, shape: rng.normal(size=shape).round(2)
-    )
+    booster, test = random_lightgbm(np.random.default_rng(seed), objective, leaves, rounds, on_thresholds)
     model = _load(treelite.frontend.from_lightgbm(booster), tmp_path_factory.mktemp("lgb"), objective)
-    expected = booster.predict(test)
-    assert np.array_equal(model.predict(test).reshape(expected.shape), expected)
-    raw = booster.predict(test, raw_score=True)
-    assert np.array_equal(model.predict(test, raw=True).reshape(raw.shape), raw)
+    assert_equals_lightgbm(model, booster, test)
 
 
 def test_hundreds_of_trees_and_wide_category_sets(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assert_scores_close"]
+__all__ = ["assert_equals_lightgbm", "assert_scores_close"]
 
 
 def assert_scores_close(got: dict, expected: dict, tolerance: float, rows=slice(None)) -> None:
@@ -19,3 +19,12 @@ def assert_scores_close(got: dict, expected: dict, tolerance: float, rows=slice(
         assert np.array_equal(np.isnan(values), np.isnan(column)), f"{name}: NaN in other places"
         diff = np.nanmax(np.abs(values - column)) if values.size else 0.0
         assert diff <= tolerance, f"{name}: max |difference| {diff} > {tolerance}"
+
+
+def assert_equals_lightgbm(model, booster, X: np.ndarray) -> None:
+    """A compiled model (``predict(X, raw=)``, as compile.binding.NativeModel) gives LightGBM's transformed and raw
+    scores bit for bit."""
+    expected = booster.predict(X)
+    assert np.array_equal(model.predict(X).reshape(expected.shape), expected)
+    raw = booster.predict(X, raw_score=True)
+    assert np.array_equal(model.predict(X, raw=True).reshape(raw.shape), raw)
