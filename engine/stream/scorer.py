@@ -72,7 +72,8 @@ class StreamScorer:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.backend = backend
         self.utc_offset_minutes = self.bundle.utc_offset_minutes
-        self.models = self.bundle.edge.models if self.bundle.edge is not None else "chosen"
+        edge = self.bundle.edge
+        self.models = edge.models if edge is not None else "chosen"
         self._engine = BACKENDS[backend](self.bundle, self.models, self.utc_offset_minutes, capacity)
         self._late = 0
         self.last_late = np.empty(0, dtype=np.int64)
