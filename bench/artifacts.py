@@ -6,10 +6,12 @@
     tl2cgen/ + tl2cgen.so        treelite + tl2cgen C sources and library (as ``iotengine compile`` builds it)
     tl2cgen.stripped.so          the same library after ``strip --strip-unneeded``
     uint8.c + uint8.so           the uint8-code trees (compile/uint8_trees.py), and stripped
+    iot.c + iot.so               iotengine's own generated trees (compile/tree_codegen.py), and stripped
     model.fp32.onnx              onnxmltools export
     model.int8.onnx              GEMM form quantized by onnxruntime
 
-(the tl2cgen library and ONNX models of a bundle's model are the ones ``iotengine compile`` built, when given) and
+(the tl2cgen and iot libraries and ONNX models of a bundle's model are the ones ``iotengine compile`` built, when
+given) and
 returns them loaded, ready to predict: :class:`compile.binding.NativeModel` for both libraries,
 :class:`compile.onnx_export.OnnxModel` for both ONNX models.
 """
@@ -29,6 +31,7 @@ from compile.native import build_library, treelite_model
 from compile.onnx_export import OnnxModel, lightgbm_onnx
 from compile.onnx_gemm import gemm_model, quantize_int8
 from compile.tl2cgen_source import NativeSources, generate_sources
+from compile.tree_codegen import compile_forest_source, forest_source
 from compile.uint8_trees import uint8_source
 
 __all__ = ["ModelArtifacts", "Prebuilt", "build_artifacts"]
@@ -69,6 +72,8 @@ class Prebuilt:
     onnx_fp32: bytes
     onnx_int8: bytes
     gemm_fp32_bytes: int
+    iot_library: bytes | None = None
+    iot_source: bytes | None = None
 
 
 def build_artifacts(
@@ -79,7 +84,10 @@ def build_artifacts(
     folder.mkdir(parents=True, exist_ok=True)
     out = ModelArtifacts(name, kind, booster, folder)
     text = folder / "model.txt"
-    booster.save_model(str(text))
+    # lleaves may be reading model.txt in the background (bench/suite.py writes it first): replace it whole.
+    partial = folder / ".model.txt.partial"
+    booster.save_model(str(partial))
+    partial.replace(text)
     out.sizes["lightgbm_text"] = text.stat().st_size
 
     if prebuilt is None:
@@ -109,6 +117,20 @@ def build_artifacts(
     out.sizes["uint8_so_stripped"] = _strip(uint8_library).stat().st_size
     out.libraries["uint8"] = uint8_library
     out.native["uint8"] = _load(uint8_library, kind)
+
+    iot_library = folder / "iot.so"
+    if prebuilt is None or prebuilt.iot_library is None:
+        source = forest_source(treelite_model(text.read_bytes(), "lightgbm"), round_float32=False)
+        (folder / "iot.c").write_text(source)
+        compile_forest_source(source, iot_library)
+    else:
+        (folder / "iot.c").write_bytes(prebuilt.iot_source or b"")
+        iot_library.write_bytes(prebuilt.iot_library)
+    out.sizes["iot_c_source"] = (folder / "iot.c").stat().st_size
+    out.sizes["iot_so"] = iot_library.stat().st_size
+    out.sizes["iot_so_stripped"] = _strip(iot_library).stat().st_size
+    out.libraries["iot"] = iot_library
+    out.native["iot"] = _load(iot_library, kind)
 
     if prebuilt is None:
         fp32 = lightgbm_onnx(booster).SerializeToString()

@@ -1,12 +1,16 @@
 """The model benchmark suite behind ``iotengine bench``: every way to run each model, side by side, in one run.
 
 Models: the LightGBM model of every task in a bundle, plus a standard large model (500 trees, 63 leaves, trained
-on generated fleet data) so that results do not hang on one small model. Runtimes, all single-threaded:
+on generated fleet data) so that results do not hang on one small model. Runtimes, single-threaded but for the
+one record of ``iot`` on ``THREADS`` threads (every record says how many):
 
 =============  ========================================================================================
 lightgbm       ``Booster.predict(num_threads=1)``: the baseline
+iot            iotengine's own generated trees (compile/tree_codegen.py) through cffi
+               (``bundle.predict(backend="iot")``; batch 1: ``predict_row``); also on ``THREADS`` threads
+iot-c          the same library called from a C driver (bench/c/driver.c): no Python in the loop
 native         the tl2cgen library through cffi (what ``bundle.predict(backend="native")`` runs)
-native-c       the same library called from a C driver (bench/c/driver.c): no Python in the loop
+native-c       the same library from the C driver
 uint8          the uint8-code trees (compile/uint8_trees.py) through cffi
 uint8-c        the uint8-code trees from the C driver
 onnx-fp32      onnxruntime, onnxmltools' export
@@ -14,8 +18,9 @@ onnx-int8      onnxruntime, the GEMM form quantized to int8
 lleaves        lleaves (LLVM), in its own virtual environment (bench/lleaves_env.py)
 =============  ========================================================================================
 
-Each record: ``model, runtime, batch, median_ns_per_row, p99_ns_per_row, size_bytes, max_abs_diff`` (against
-LightGBM, on the same rows), plus speedups against LightGBM and lleaves measured in the same run. Batch 1 times
+Each record: ``model, runtime, batch, threads, median_ns_per_row, p99_ns_per_row, size_bytes, max_abs_diff``
+(against LightGBM, on the same rows), plus speedups against LightGBM and lleaves on one thread measured in the
+same run. Batch 1 times
 every call (median and p99 of calls); larger batches time ``repeats`` calls on one block of rows. A runtime
 whose single call would take more than ``MAX_CALL_SECONDS`` at a batch size is recorded as skipped, with why.
 """
@@ -48,7 +53,9 @@ from engine.models.tasks import TASK_BY_NAME, inputs_and_targets
 
 __all__ = ["RUNTIMES", "SuiteConfig", "run_suite"]
 
-RUNTIMES = ("lightgbm", "native", "native-c", "uint8", "uint8-c", "onnx-fp32", "onnx-int8", "lleaves")
+RUNTIMES = ("lightgbm", "iot", "iot-c", "native", "native-c", "uint8", "uint8-c", "onnx-fp32", "onnx-int8", "lleaves")
+THREADS = 2  # the threaded record of ``iot``: the cores of this project's machines
+C_RUNTIMES = {"native-c": "native", "uint8-c": "uint8", "iot-c": "iot"}  # runtime -> the library it drives
 LARGE_MODEL = "large_500x63"
 LARGE_PARAMS = {
     "objective": "binary",
@@ -78,7 +85,7 @@ class SuiteConfig:
     @classmethod
     def of(cls, quick: bool) -> SuiteConfig:
         if quick:
-            return cls(batches=(1, 1_000), repeats=3, single_rows=200, train_rows=20_000, drift_rows=2_000)
+            return cls(batches=(1, 1_000, 10_000), repeats=3, single_rows=200, train_rows=20_000, drift_rows=2_000)
         return cls(
             batches=(1, 1_000, 10_000, 100_000), repeats=7, single_rows=2_000, train_rows=100_000, drift_rows=10_000
         )
@@ -95,9 +102,12 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def _time_python(predict: Callable[[np.ndarray], object], X: np.ndarray, batch: int, config: SuiteConfig):
+def _time_python(predict: Callable[[np.ndarray], object], X: np.ndarray, batch: int, config: SuiteConfig, one_row=None):
+    """(median, p99) ns per row; at batch 1, ``one_row`` (a function of one (k,) row) is timed when given."""
     if batch == 1:
         rows = [X[i : i + 1] for i in range(config.single_rows)]
+        if one_row is not None:
+            predict, rows = one_row, [X[i] for i in range(config.single_rows)]
         predict(rows[0])
         times = []
         for _ in range(config.repeats):
@@ -141,12 +151,16 @@ def _time_c(driver: Path, library: Path, inputs: Path, X: np.ndarray, batch: int
 
 
 def _prebuilt(bundle: Bundle, task: str) -> Prebuilt | None:
-    """The bundle's tl2cgen library and ONNX exports of its LightGBM model of ``task``, if it has them all."""
+    """The bundle's tl2cgen library and ONNX exports of its LightGBM model of ``task`` (and its iot library, when
+    the bundle has one), if it has them all."""
     native = bundle.native_sets.get("lightgbm", {}).get(task)
     onnx = bundle.onnx_sets.get("lightgbm", {}).get(task)
+    own = bundle.manifest.get("iot", {}).get("lightgbm", {}).get(task)
     if native is None or onnx is None:
         return None
     return Prebuilt(
+        iot_library=None if own is None else bundle.verified_bytes(own["library"]),
+        iot_source=None if own is None else bundle.verified_bytes(own["source"]),
         library=bundle.verified_bytes(native["library"]),
         sources={Path(relative).name: bundle.verified_bytes(relative) for relative in native["sources"]},
         onnx_fp32=bundle.verified_bytes(onnx["fp32"]),
@@ -267,15 +281,19 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
     for name, (booster, _kind) in models.items():
         artifacts = built[name]
         if name in TASK_BY_NAME:
-            task_libraries[name] = artifacts.native["native"]
+            task_libraries[name] = artifacts.native["iot"]
         reference = booster.predict(drift_X, num_threads=1)
-        runners: dict[str, Callable] = {"lightgbm": lambda A, b=booster: b.predict(A, num_threads=1)}
+        # (runtime, threads) -> predict(rows)
+        runners: dict[tuple[str, int], Callable] = {("lightgbm", 1): lambda A, b=booster: b.predict(A, num_threads=1)}
         for runtime, model in artifacts.native.items():
-            runners[runtime] = model.predict
+            runners[runtime, 1] = model.predict
+        runners["iot", THREADS] = lambda A, m=artifacts.native["iot"]: m.predict(A, threads=THREADS)
         for runtime, model in artifacts.onnx.items():
-            runners[runtime] = model.predict
+            runners[runtime, 1] = model.predict
         size = {
             "lightgbm": artifacts.sizes["lightgbm_text"],
+            "iot": artifacts.sizes["iot_so"],
+            "iot-c": artifacts.sizes["iot_so"],
             "native": artifacts.sizes["tl2cgen_so"],
             "native-c": artifacts.sizes["tl2cgen_so"],
             "uint8": artifacts.sizes["uint8_so"],
@@ -283,22 +301,27 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
             "onnx-fp32": artifacts.sizes["onnx_fp32"],
             "onnx-int8": artifacts.sizes["onnx_int8"],
         }
-        diff = {runtime: _max_abs_diff(run(drift_X), reference) for runtime, run in runners.items()}
-        diff["native-c"], diff["uint8-c"] = diff["native"], diff["uint8"]  # the same libraries
-        timings: dict[tuple[str, int], tuple[float, float] | None] = {}
-        per_row: dict[str, float] = {}  # the last measured ns per row of each runtime, to foresee slow calls
+        diff = {key: _max_abs_diff(run(drift_X), reference) for key, run in runners.items()}
+        for runtime, library_runtime in C_RUNTIMES.items():
+            diff[runtime, 1] = diff[library_runtime, 1]  # the same libraries
+        timings: dict[tuple[str, int, int], tuple[float, float] | None] = {}  # (runtime, batch, threads)
+        per_row: dict[tuple[str, int], float] = {}  # the last measured ns per row of each runner, to foresee slow calls
         for batch in sorted(config.batches):
-            for runtime, run in runners.items():
+            for (runtime, threads), run in runners.items():
                 # The GEMM form holds (trees x rows x nodes) tensors: a call that would run past the limit is not
                 # made at all, as its intermediates can also outgrow memory (500 trees x 100k rows: > 20 GB).
-                if per_row.get(runtime, 0.0) * batch / 1e9 > MAX_CALL_SECONDS:
-                    timings[runtime, batch] = None
+                if threads > 1 and batch == 1:
+                    continue  # one row is never split over threads
+                if per_row.get((runtime, threads), 0.0) * batch / 1e9 > MAX_CALL_SECONDS:
+                    if threads == 1:
+                        timings[runtime, batch, threads] = None
                     continue
-                timings[runtime, batch] = _time_python(run, X, batch, config)
-                if timings[runtime, batch] is not None:
-                    per_row[runtime] = timings[runtime, batch][0]
-            for runtime, library_runtime in (("native-c", "native"), ("uint8-c", "uint8")):
-                timings[runtime, batch] = _time_c(
+                one_row = artifacts.native["iot"].predict_row if (runtime, threads) == ("iot", 1) else None
+                timings[runtime, batch, threads] = _time_python(run, X, batch, config, one_row)
+                if timings[runtime, batch, threads] is not None:
+                    per_row[runtime, threads] = timings[runtime, batch, threads][0]
+            for runtime, library_runtime in C_RUNTIMES.items():
+                timings[runtime, batch, 1] = _time_c(
                     driver, artifacts.libraries[library_runtime], inputs, X, batch, config
                 )
         if python is not None:
@@ -310,20 +333,21 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
             else:
                 size["lleaves"] = int(lleaves["size_bytes"])
                 artifacts.sizes["lleaves_so"] = size["lleaves"]
-                diff["lleaves"] = _max_abs_diff(lleaves["predictions"][: config.drift_rows], reference)
+                diff["lleaves", 1] = _max_abs_diff(lleaves["predictions"][: config.drift_rows], reference)
                 for batch in config.batches:
                     cell = lleaves["batches"][str(batch)]
-                    timings["lleaves", batch] = (cell["median_ns_per_row"], cell["p99_ns_per_row"])
+                    timings["lleaves", batch, 1] = (cell["median_ns_per_row"], cell["p99_ns_per_row"])
         sizes.append({"model": name, "trees": booster.num_trees(), **artifacts.sizes})
-        for (runtime, batch), timing in timings.items():
+        for (runtime, batch, threads), timing in timings.items():
             record = {
                 "model": name,
                 "runtime": runtime,
                 "batch": batch,
+                "threads": threads,
                 "median_ns_per_row": None if timing is None else round(timing[0], 1),
                 "p99_ns_per_row": None if timing is None else round(timing[1], 1),
                 "size_bytes": size[runtime],
-                "max_abs_diff": diff[runtime],
+                "max_abs_diff": diff[runtime, threads],
             }
             if timing is None:
                 record["skipped"] = f"one call at batch {batch} would take more than {MAX_CALL_SECONDS:.0f} s"
@@ -355,10 +379,11 @@ def _max_abs_diff(got, expected) -> float:
 
 
 def _add_ratios(records: list[dict]) -> None:
-    by_key = {(r["model"], r["runtime"], r["batch"]): r for r in records}
+    """Speedups against LightGBM and lleaves on one thread, at the same batch size, in the same run."""
+    by_key = {(r["model"], r["runtime"], r["batch"], r["threads"]): r for r in records}
     for record in records:
         for baseline in ("lightgbm", "lleaves"):
-            base = by_key.get((record["model"], baseline, record["batch"]))
+            base = by_key.get((record["model"], baseline, record["batch"], 1))
             value = record["median_ns_per_row"]
             ok = base is not None and base["median_ns_per_row"] and value
             record[f"speedup_vs_{baseline}"] = round(base["median_ns_per_row"] / value, 3) if ok else None
@@ -391,5 +416,5 @@ def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
         "features_median_ns": statistics.median(features_ns[warm:]),
         "features_and_five_tasks_median_ns": statistics.median(total_ns[warm:]),
         "features_and_five_tasks_p99_ns": _percentiles(total_ns[warm:])[1],
-        "path": "FeatureStream.update + design_matrix + 5 native libraries through cffi (lightgbm set)",
+        "path": "FeatureStream.update + design_matrix + 5 iot libraries through cffi (lightgbm set)",
     }

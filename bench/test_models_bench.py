@@ -23,7 +23,7 @@ def artifacts(tmp_path_factory):
     return build_artifacts("anomaly_100", booster, "binary", tmp_path_factory.mktemp("models")), X[20_000:]
 
 
-RUNTIMES = ("lightgbm", "native", "uint8", "onnx-fp32", "onnx-int8")
+RUNTIMES = ("lightgbm", "iot", "native", "uint8", "onnx-fp32", "onnx-int8")
 
 
 @pytest.mark.parametrize("batch", [1, 1_000])

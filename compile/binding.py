@@ -4,7 +4,9 @@ One :class:`NativeModel` per library: the ``.so`` is hashed and checked against 
 *before* it is opened (a corrupted or foreign library is never loaded), opened once, and every call's status
 is checked. :meth:`NativeModel.predict` passes the caller's float64 array to C without copying it (any
 C-contiguous (n, k) array with k >= the model's features; other layouts are copied once); cffi releases the
-GIL for the duration of the call, so large batches do not block other Python threads.
+GIL for the duration of the call, so large batches do not block other Python threads. Libraries of iotengine's own
+generator (compile/tree_codegen.py) also take a number of threads per call, and a single row without the batch
+checks.
 
 The output transform is the one the model file names (LightGBM's sigmoid and softmax, forests' averaging), done
 by tl2cgen's C code in double precision; ``raw=True`` returns margins.
@@ -24,10 +26,19 @@ from compile.errors import CompileError
 
 __all__ = ["NativeModel", "open_verified_library"]
 
+_FLOAT64 = np.dtype(np.float64)
+
 _CDEF = """
 int32_t get_num_feature(void);
 int32_t iot_num_outputs(void);
 int iot_predict(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out);
+"""
+# What the libraries of compile/tree_codegen.py add to tl2cgen's ABI. The row is declared void* on the Python side
+# only (the C takes const double *): cffi then takes an untyped ffi.from_buffer, the cheapest way to pass it.
+_CDEF_IOT = """
+int iot_predict_row(const void *x, int pred_margin, double *out);
+int iot_predict_threads(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out,
+                        int n_threads);
 """
 
 
@@ -65,7 +76,7 @@ class NativeModel:
 
     def __init__(self, path: str | os.PathLike, sha256: str, kind: str, *, link_in_numpy: bool = False):
         path = Path(path)
-        self._ffi, self._lib = open_verified_library(path, sha256, _CDEF, "native library")
+        self._ffi, self._lib = open_verified_library(path, sha256, _CDEF + _CDEF_IOT, "native library")
         self.path = path
         self.kind = kind
         # scikit-learn's HistGradientBoosting: treelite's C transform is not scikit-learn's, so take the margin
@@ -73,32 +84,60 @@ class NativeModel:
         self.link_in_numpy = link_in_numpy
         self.n_features = int(self._lib.get_num_feature())
         self.n_outputs = int(self._lib.iot_num_outputs())
+        try:  # cffi resolves a symbol when it is first used: an absent one is an AttributeError
+            self._predict_threads, self._predict_row = self._lib.iot_predict_threads, self._lib.iot_predict_row
+        except AttributeError:
+            self._predict_threads = self._predict_row = None
+        self.threaded = self._predict_threads is not None
+        self._from_buffer, self._new = self._ffi.from_buffer, self._ffi.new
+        self._outputs_type = self._ffi.typeof("double[]")
 
-    def predict(self, X: np.ndarray, *, raw: bool = False) -> np.ndarray:
-        """Scores of every row of ``X`` (shape (n, k), k >= :attr:`n_features`; NaN = missing)."""
+    def predict(self, X: np.ndarray, *, raw: bool = False, threads: int = 1) -> np.ndarray:
+        """Scores of every row of ``X`` (shape (n, k), k >= :attr:`n_features`; NaN = missing).
+
+        ``threads`` > 1 splits the rows over that many threads (libraries of compile/tree_codegen.py only; the
+        scores are the same bits for any number)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] < self.n_features:
             raise CompileError(f"{self.path.name}: inputs must have shape (n, >={self.n_features}), not {X.shape}")
         if X.dtype != np.float64 or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X, dtype=np.float64)
+        if threads != 1 and (not self.threaded or threads < 1):
+            why = "it has no threaded entry" if not self.threaded else "threads must be >= 1"
+            raise CompileError(f"{self.path.name}: cannot predict on {threads} threads: {why}")
         out = np.empty((X.shape[0], self.n_outputs))
-        margin = raw or self.link_in_numpy
-        status = self._lib.iot_predict(
-            self._ffi.from_buffer("double[]", X),
-            X.shape[0],
-            X.shape[1],
-            1 if margin else 0,
-            self._ffi.from_buffer("double[]", out),
-        )
+        margin = 1 if raw or self.link_in_numpy else 0
+        x, y = self._from_buffer("double[]", X), self._from_buffer("double[]", out)
+        if threads == 1:
+            status = self._lib.iot_predict(x, X.shape[0], X.shape[1], margin, y)
+        else:
+            status = self._predict_threads(x, X.shape[0], X.shape[1], margin, y, threads)
         if status != 0:
             raise CompileError(f"{self.path.name}: iot_predict returned {status}")
+        return self._finish(out, raw)
+
+    def predict_row(self, x: np.ndarray, *, raw: bool = False):
+        """One row (shape (k,), k >= :attr:`n_features`): the single-sample path. A float for binary and regression
+        models (the (k,) array of class probabilities for multiclass ones), as ``predict(x[None])[0]``."""
+        if self._predict_row is None or self.link_in_numpy:
+            return self.predict(np.asarray(x).reshape(1, -1), raw=raw)[0]
+        if type(x) is not np.ndarray or x.dtype is not _FLOAT64 or x.ndim != 1 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float64)  # the bytes are read as doubles: only float64 passes
+            if x.ndim != 1:
+                raise CompileError(f"{self.path.name}: a row must have shape (k,), not {x.shape}")
+        if x.shape[0] < self.n_features:
+            raise CompileError(f"{self.path.name}: a row must have >= {self.n_features} values, not {x.shape[0]}")
+        out = self._new(self._outputs_type, self.n_outputs)
+        if self._predict_row(self._from_buffer(x), 1 if raw else 0, out):
+            raise CompileError(f"{self.path.name}: iot_predict_row failed")
+        if self.kind == "multiclass":
+            return np.frombuffer(self._ffi.buffer(out), dtype=np.float64).copy()
+        return out[1] if self.kind == "binary" and self.n_outputs == 2 else out[0]
+
+    def _finish(self, out: np.ndarray, raw: bool) -> np.ndarray:
         if self.link_in_numpy and not raw and self.kind != "regression":
             out = expit(out) if self.kind == "binary" else softmax(out, axis=1)
         return self._shape(out, raw)
-
-    def predict_row(self, x: np.ndarray, *, raw: bool = False) -> np.ndarray:
-        """One row (shape (k,)): the single-sample path, same C function with n = 1."""
-        return self.predict(np.asarray(x).reshape(1, -1), raw=raw)[0]
 
     def _shape(self, out: np.ndarray, raw: bool) -> np.ndarray:
         if self.kind == "multiclass":

@@ -93,7 +93,7 @@ def export_c(
     spec: EdgeSpec,
     out,
     *,
-    trees: str = "tl2cgen",
+    trees: str = "iot",
     progress: Callable[[str], None] = print,
 ) -> EdgeTree:
     """Write the edge C source tree of ``spec``'s models into ``out`` (replacing the files there).
@@ -102,8 +102,9 @@ def export_c(
     ----------
     spec : EdgeSpec
     out : path
-    trees : {"tl2cgen", "uint8"}
-        The C form of tree models: tl2cgen's if-else code (fastest), or uint8 tables (smallest; LightGBM only).
+    trees : {"tl2cgen", "uint8", "iot"}
+        The C form of tree models: tl2cgen's if-else code, uint8 tables (smallest; LightGBM only), or the code of
+        iotengine's own generator (compile/tree_codegen.py; fastest).
     """
     if trees not in TREE_FORMS:
         raise CompileError(f"trees must be one of {TREE_FORMS}, not {trees!r}")

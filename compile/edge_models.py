@@ -2,8 +2,9 @@
 model's own code, which defines ``model_row(x, result)`` and ``MODEL_OUTPUTS``:
 
 - tree ensembles: tl2cgen's code as static functions (:func:`compile.tl2cgen_source.edge_model_code`, with the
-  block functions of compile/c/edge_tl2cgen_model.c.in and compile/c/edge_tree_model.c.in), or the uint8 tables
-  of :mod:`compile.uint8_trees` (LightGBM only);
+  block functions of compile/c/edge_tl2cgen_model.c.in and compile/c/edge_tree_model.c.in), the uint8 tables
+  of :mod:`compile.uint8_trees` (LightGBM only), or iotengine's own generated trees
+  (:func:`compile.tree_codegen.forest_core` with compile/c/edge_iot_model.c.in);
 - linear and naive Bayes models: their imputer, scaler and weights as hex-float tables, then
   compile/c/edge_tabular_model.c (engine/models/model_files.py's formulas);
 - the mean regressor: its constant.
@@ -24,12 +25,13 @@ from compile.errors import CompileError
 from compile.native import TREE_FAMILIES, treelite_model
 from compile.templates import c_double, c_doubles, c_source, fill
 from compile.tl2cgen_source import edge_model_code, generate_sources, num_outputs
+from compile.tree_codegen import forest_core
 from compile.uint8_trees import uint8_source
 from kernels.names import N_FEATURES
 
 __all__ = ["TREE_FORMS", "ModelSource", "model_file", "model_source"]
 
-TREE_FORMS = ("tl2cgen", "uint8")
+TREE_FORMS = ("tl2cgen", "uint8", "iot")
 _LINK = {"none": 0, "logistic": 1, "softmax": 2}
 
 
@@ -45,7 +47,7 @@ class ModelSource:
 
 
 def model_source(model: EdgeModel, trees: str) -> ModelSource:
-    """The C of ``model`` with tree models in the form ``trees`` ("tl2cgen" or "uint8")."""
+    """The C of ``model`` with tree models in the form ``trees`` ("tl2cgen", "uint8" or "iot")."""
     if trees not in TREE_FORMS:
         raise CompileError(f"trees must be one of {TREE_FORMS}, not {trees!r}")
     if model.family in TREE_FAMILIES:
@@ -75,15 +77,25 @@ def _tree_source(model: EdgeModel, trees: str) -> ModelSource:
     forest = treelite_model(model.data, model.family)
     round_float32 = model.family in ("random_forest", "extra_trees")
     link_in_c = model.family == "hist_gradient_boosting"  # scikit-learn's link on the margin, as model_files.py
-    with tempfile.TemporaryDirectory() as work:
-        sources = generate_sources(forest, Path(work) / "src", round_float32=round_float32)
-        n_outputs = num_outputs(sources.directory)
-        code = edge_model_code(sources.directory, n_outputs, int(forest.num_feature))
     link = "none"
     if link_in_c and model.kind == "binary":
         link = "logistic"
     elif link_in_c and model.kind == "multiclass":
         link = "softmax"
+    if trees == "iot":
+        # One row per call: the float32 rounding of forests needs a buffer of one row only.
+        core, n_outputs = forest_core(forest, round_float32=round_float32)
+        code = "#define ROWS_PER_ROUNDING 1\n" + core
+        if link == "softmax":
+            code += c_source("edge_softmax.c")
+        code += fill("edge_iot_model.c.in", MARGIN=int(link_in_c), LINK=_LINK[link])
+        described = {"form": "iot", "trees": int(forest.num_tree), "round_float32": round_float32}
+        return ModelSource(code, n_outputs, _shape(model.kind, n_outputs), described)
+    with tempfile.TemporaryDirectory() as work:
+        sources = generate_sources(forest, Path(work) / "src", round_float32=round_float32)
+        n_outputs = num_outputs(sources.directory)
+        code = edge_model_code(sources.directory, n_outputs, int(forest.num_feature))
+    if link == "softmax":
         code += c_source("edge_softmax.c")
     code += fill(
         "edge_tree_model.c.in",

@@ -65,7 +65,9 @@ def build_library(
                     raise CompileError(f"{compiler} failed on {source}:\n{done.stderr[-2000:]}")
         temporary = output.with_suffix(".tmp.so")
         link = subprocess.run(
-            [compiler, "-shared", "-o", str(temporary), *map(str, objects), "-lm"], capture_output=True, text=True
+            [compiler, "-shared", "-pthread", "-o", str(temporary), *map(str, objects), "-lm"],
+            capture_output=True,
+            text=True,
         )
         if link.returncode != 0:
             raise CompileError(f"{compiler} could not link {output.name}:\n{link.stderr[-2000:]}")

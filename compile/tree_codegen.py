@@ -1,21 +1,25 @@
 """iotengine's own C code generator for tree ensembles, beside tl2cgen: the same treelite model in, C99 out.
 
-:func:`forest_source` reads a model through treelite's field accessors (LightGBM binary, multiclass and
-regression with categorical splits and missing values; scikit-learn's random forests and extra trees, averaged;
-HistGradientBoosting as treelite imports it, which is not yet always scikit-learn's) and fills in
-compile/c/iot_forest.c.in. The library exports tl2cgen's ABI, so :class:`compile.binding.NativeModel` loads it;
-:func:`build_forest_library` compiles it. It is not wired into bundles, the edge library or the benchmarks yet.
+:func:`forest_core` reads a model through treelite's field accessors (:mod:`compile.treelite_fields`; LightGBM
+binary, multiclass and regression with categorical splits and missing values; scikit-learn's random forests and
+extra trees, averaged; HistGradientBoosting as :func:`compile.sklearn_trees.import_sklearn_trees` imports it) and
+fills in compile/c/iot_forest_core.c.in: the trees as static C. :func:`forest_source` wraps them into a shared
+library (compile/c/iot_forest.c.in: tl2cgen's ABI, so :class:`compile.binding.NativeModel` loads it, plus a single
+row entry and threads), :func:`build_forest_library` compiles it; compile/edge_models.py puts the same core into
+the edge library.
 
-What differs from tl2cgen's code (compile/tl2cgen_source.py rewrites tl2cgen's output towards the same ends):
+What differs from tl2cgen's code (compile/tl2cgen_source.py rewrites tl2cgen's output towards some of it):
 
 - each node is one comparison on the row's own double: missing (NaN) follows the node's default direction by
   the choice of comparison, so no row is copied and no missing flag is tested;
 - thresholds and leaf values are hex-float literals, the exact bits treelite holds;
-- categorical splits test a bitset of any width (tl2cgen's masks stop at 64 categories).
+- categorical splits test a bitset of any width (tl2cgen's masks stop at 64 categories);
+- subtrees of at most FLAT_LEAVES leaves are branch-free, and blocks of TREES_PER_BLOCK trees run over every
+  row of a batch before the next block (the branch predictor, not the instruction cache, bounds big models).
 
 The sums are the framework's bit for bit: within a row the trees add their leaves in model order, then come
-tl2cgen's averaging, base scores and transforms (tests/compile/test_tree_codegen.py compares with LightGBM and
-scikit-learn for equality).
+the averaging of forests, base scores and transforms (tests/compile/test_tree_codegen.py compares with LightGBM
+and scikit-learn for equality).
 
 >>> import lightgbm as lgb, numpy as np
 >>> X = np.arange(40.0).reshape(20, 2)
@@ -36,67 +40,25 @@ from compile.errors import CompileError
 from compile.native import CFLAGS, build_library
 from compile.templates import c_double, fill
 from compile.tl2cgen_source import NativeSources
+from compile.treelite_fields import model_header, tree_nodes
 
-__all__ = ["TREES_PER_BLOCK", "build_forest_library", "forest_source"]
+__all__ = [
+    "FLAT_LEAVES",
+    "TREES_PER_BLOCK",
+    "build_forest_library",
+    "compile_forest_source",
+    "forest_core",
+    "forest_source",
+]
 
-# Trees per block function: each block runs over ROWS_PER_BLOCK rows (iot_forest.c.in) before the next.
-TREES_PER_BLOCK = 8
+# Trees per block function. A block runs over all the rows before the next (iot_forest.c.in); a row's sums stay in
+# registers through it. 16 to 34 measured alike on the benchmark's 100- and 500-tree models; beyond 64, slower.
+TREES_PER_BLOCK = 24
+# Subtrees of at most this many leaves are computed without branches: all their tests, then a table lookup.
+# 3 measured 2-5% faster than 2 (a node with two leaves) on the 500-tree models; 6 and more, slower.
+FLAT_LEAVES = 3
 _POSTPROCESSORS = {"identity": 0, "identity_multiclass": 0, "sigmoid": 1, "softmax": 2}
 _COMPLEMENT = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
-# treelite's enums (include/treelite/enum/operator.h, tree_node_type.h)
-_OPERATORS = {2: "<", 3: "<=", 4: ">", 5: ">="}
-_NODE_TYPES = {0: "leaf", 1: "numerical_test_node", 2: "categorical_test_node"}
-
-
-def _header(model: treelite.Model) -> dict:
-    """The model-wide fields: the JSON dump would serve, but it writes an infinite threshold as nothing."""
-    header = model.get_header_accessor()
-    names = ("num_feature", "num_target", "num_class", "class_id", "average_tree_output", "base_scores")
-    document = {name: header.get_field(name) for name in names}
-    document["postprocessor"] = str(header.get_field("postprocessor"))
-    document["sigmoid_alpha"] = float(header.get_field("sigmoid_alpha")[0])
-    return document
-
-
-def _tree_nodes(model: treelite.Model, index: int) -> list[dict]:
-    """One tree's nodes from treelite's arrays, in the shape of its JSON dump (inf thresholds kept)."""
-    tree = model.get_tree_accessor(index)
-    f = {name: tree.get_field(name) for name in (
-        "node_type", "cleft", "cright", "split_index", "default_left", "threshold", "cmp", "leaf_value",
-        "leaf_vector", "leaf_vector_begin", "leaf_vector_end", "category_list", "category_list_begin",
-        "category_list_end", "category_list_right_child",
-    )}  # fmt: skip
-    nodes = []
-    for i in range(int(tree.get_field("num_nodes")[0])):
-        kind = _NODE_TYPES.get(int(f["node_type"][i]))
-        if kind is None:
-            raise CompileError(f"tree {index}, node {i}: treelite node type {int(f['node_type'][i])} is unknown")
-        node = {"node_id": i, "node_type": kind}
-        if kind == "leaf":
-            begin, end = int(f["leaf_vector_begin"][i]), int(f["leaf_vector_end"][i])
-            node["leaf_value"] = (
-                [float(v) for v in f["leaf_vector"][begin:end]] if end > begin else float(f["leaf_value"][i])
-            )
-        else:
-            node.update(
-                split_feature_id=int(f["split_index"][i]),
-                default_left=bool(f["default_left"][i]),
-                left_child=int(f["cleft"][i]),
-                right_child=int(f["cright"][i]),
-            )
-            if kind == "numerical_test_node":
-                op = _OPERATORS.get(int(f["cmp"][i]))
-                if op is None:
-                    raise CompileError(f"tree {index}, node {i}: comparison {int(f['cmp'][i])} is not <, <=, > or >=")
-                node.update(comparison_op=op, threshold=float(f["threshold"][i]))
-            else:
-                begin, end = int(f["category_list_begin"][i]), int(f["category_list_end"][i])
-                node.update(
-                    category_list=[int(c) for c in f["category_list"][begin:end]],
-                    category_list_right_child=bool(f["category_list_right_child"][i]),
-                )
-        nodes.append(node)
-    return nodes
 
 
 class _Emitter:
@@ -105,6 +67,7 @@ class _Emitter:
     def __init__(self, n_outputs: int):
         self.n_outputs = n_outputs
         self.sets: dict[tuple[int, ...], str] = {}
+        self.tables: list[str] = []
 
     def category_set(self, categories: list[int]) -> tuple[str, int]:
         key = tuple(sorted({int(c) for c in categories}))
@@ -142,22 +105,62 @@ class _Emitter:
             return f"(isnan({x}) ? {int(default_left)} : {member})"
         raise CompileError(f"node type {node['node_type']!r} is not a test this generator knows")
 
-    def leaf(self, node: dict, target: int, indent: str) -> list[str]:
+    def leaf_values(self, node: dict) -> list[float]:
         value = node["leaf_value"]
-        if isinstance(value, list):  # a forest's leaf: one value per class
-            if len(value) != self.n_outputs:
-                raise CompileError(f"a leaf holds {len(value)} values for {self.n_outputs} outputs")
-            return [f"{indent}y[{k}] += {c_double(v)};" for k, v in enumerate(value)]
-        return [f"{indent}y[{target}] += {c_double(value)};"]
+        values = value if isinstance(value, list) else [value]
+        if len(values) not in (1, self.n_outputs):
+            raise CompileError(f"a leaf holds {len(values)} values for {self.n_outputs} outputs")
+        return values
 
-    def tree(self, tree: dict, target: int) -> list[str]:
+    def stores(self, values: list[float], indent: str) -> list[str]:
+        if len(values) == 1:
+            return [f"{indent}return {c_double(values[0])};"]
+        return [f"{indent}v[{k}] = {c_double(value)};" for k, value in enumerate(values)] + [f"{indent}return 0.0;"]
+
+    def tree(self, tree: dict, name: str) -> tuple[str, int]:
+        """The C function of one tree over a block of rows, and how many values its leaves hold."""
         nodes = {int(node["node_id"]): node for node in tree["nodes"]}
+        widths = {len(self.leaf_values(n)) for n in nodes.values() if "leaf_value" in n}
+        if len(widths) != 1:
+            raise CompileError(f"{name}: its leaves hold different numbers of values {sorted(widths)}")
         lines: list[str] = []
+
+        def leaves_of(node_id: int) -> list[int]:
+            node = nodes[node_id]
+            if "leaf_value" in node:
+                return [node_id]
+            return leaves_of(int(node["left_child"])) + leaves_of(int(node["right_child"]))
+
+        def index_of(node_id: int, offset: int) -> str:
+            node = nodes[node_id]
+            if "leaf_value" in node:
+                return str(offset)
+            left, right = int(node["left_child"]), int(node["right_child"])
+            go_left = index_of(left, offset)
+            go_right = index_of(right, offset + len(leaves_of(left)))
+            if go_left.isdigit() and go_right.isdigit() and int(go_right) == int(go_left) + 1:
+                return f"{go_right} - ({self.condition(node)})"
+            return f"(((-(int)({self.condition(node)})) & (({go_left}) ^ ({go_right}))) ^ ({go_right}))"
 
         def emit(node_id: int, depth: int) -> None:
             node, indent = nodes[node_id], "  " * depth
             if "leaf_value" in node:
-                lines.extend(self.leaf(node, target, indent))
+                lines.extend(self.stores(self.leaf_values(node), indent))
+                return
+            leaves = leaves_of(node_id)
+            if len(leaves) <= FLAT_LEAVES:
+                # A small subtree: every test is evaluated and the leaf index computed without a branch.
+                table = f"{name}_{node_id}"
+                width = len(self.leaf_values(nodes[leaves[0]]))
+                values = ", ".join(c_double(v) for leaf in leaves for v in self.leaf_values(nodes[leaf]))
+                self.tables.append(f"static const double {table}[{width * len(leaves)}] = {{{values}}};")
+                index = f"({index_of(node_id, 0)}) * {width}"
+                if width == 1:
+                    lines.append(f"{indent}return {table}[{index}];")
+                else:
+                    lines.append(f"{indent}{{\n{indent}  const double *p = {table} + {index};")
+                    lines.extend(f"{indent}  v[{k}] = p[{k}];" for k in range(width))
+                    lines.append(f"{indent}}}\n{indent}return 0.0;")
                 return
             lines.append(f"{indent}if ({self.condition(node)}) {{")
             emit(int(node["left_child"]), depth + 1)
@@ -166,49 +169,68 @@ class _Emitter:
             lines.append(f"{indent}}}")
 
         emit(0, 1)
-        return lines
+        head = f"static inline double {name}(const double *restrict x, double *restrict v) {{"
+        return "\n".join([head, "  (void)x;", "  (void)v;", *lines, "}", ""]), widths.pop()
 
 
-def forest_source(
-    model: treelite.Model,
-    *,
-    round_float32: bool,
-    trees_per_block: int = TREES_PER_BLOCK,
-) -> str:
-    """The C99 source of ``model`` (compile/c/iot_forest.c.in filled in).
+def forest_source(model: treelite.Model, *, round_float32: bool, trees_per_block: int = TREES_PER_BLOCK) -> str:
+    """The C99 source of ``model``'s shared library (compile/c/iot_forest.c.in around :func:`forest_core`).
 
     ``round_float32`` rounds every input to float32 before the trees, as scikit-learn's forests compare. A forest
     gives scikit-learn's probabilities bit for bit when imported by :func:`compile.sklearn_trees.import_sklearn_trees`.
     """
-    document = _header(model)
+    core, _ = forest_core(model, round_float32=round_float32, trees_per_block=trees_per_block)
+    return fill("iot_forest.c.in", CORE=core)
+
+
+def forest_core(
+    model: treelite.Model, *, round_float32: bool, trees_per_block: int = TREES_PER_BLOCK
+) -> tuple[str, int]:
+    """The static C of ``model``'s trees (compile/c/iot_forest_core.c.in filled in: ``predict_rows``, the macros
+    N_FEATURES and N_OUTPUTS), and its number of outputs."""
+    document = model_header(model)
     if int(document["num_target"][0]) != 1:
         raise CompileError(f"models with {int(document['num_target'][0])} targets are not supported (one only)")
     postprocessor = document["postprocessor"]
     if postprocessor not in _POSTPROCESSORS:
         raise CompileError(f"output transform {postprocessor!r} is not one of {sorted(_POSTPROCESSORS)}")
     n_outputs = int(document["num_class"][0])
-    trees = [{"nodes": _tree_nodes(model, k)} for k in range(int(model.num_tree))]
+    trees = [{"nodes": tree_nodes(model, k)} for k in range(int(model.num_tree))]
     class_ids = [int(c) for c in document["class_id"]]
     emitter = _Emitter(n_outputs)
     counts = [0] * n_outputs
-    bodies = []
-    for tree, class_id in zip(trees, class_ids, strict=True):
-        bodies.append(emitter.tree(tree, max(class_id, 0)))
-        for k in range(n_outputs) if class_id < 0 else (class_id,):
+    functions, entries = [], []
+    for index, (tree, class_id) in enumerate(zip(trees, class_ids, strict=True)):
+        function, width = emitter.tree(tree, f"tree_{index}")
+        if width not in (1, n_outputs):
+            raise CompileError(f"tree {index}: {width} values per leaf for {n_outputs} outputs")
+        target = max(class_id, 0) if width == 1 else -1
+        functions.append(function)
+        entries.append((index, target))
+        for k in range(n_outputs) if target < 0 else (target,):
             counts[k] += 1
     blocks, names = [], []
-    for start in range(0, len(bodies), trees_per_block):
+    for start in range(0, len(entries), trees_per_block):
+        chunk = entries[start : start + trees_per_block]
+        used = sorted({k for _, target in chunk for k in (range(n_outputs) if target < 0 else (target,))})
+        body = [f"  double s{k} = y[{k}];" for k in used]
+        body.append("  double v[N_OUTPUTS];")
+        for index, target in chunk:
+            if target >= 0:
+                body.append(f"  s{target} += tree_{index}(x, v);")
+            else:
+                body.append(f"  (void)tree_{index}(x, v);")
+                body.extend(f"  s{k} += v[{k}];" for k in range(n_outputs))
+        body.extend(f"  y[{k}] = s{k};" for k in used)
         name = f"trees_{start // trees_per_block}"
-        body = [line for tree in bodies[start : start + trees_per_block] for line in ["  {", *tree, "  }"]]
-        blocks.append(
-            f"static void {name}(const double *restrict x, double *restrict y) {{\n" + "\n".join(body) + "\n}\n"
-        )
         names.append(name)
+        head = f"static void {name}(const double *restrict x, double *restrict y) {{"
+        blocks.append("\n".join([head, *body, "}", ""]))
     base_scores = [float(v) for v in document["base_scores"]]
     if len(base_scores) != n_outputs:
         raise CompileError(f"{len(base_scores)} base scores for {n_outputs} outputs")
-    return fill(
-        "iot_forest.c.in",
+    core = fill(
+        "iot_forest_core.c.in",
         N_FEATURES=int(document["num_feature"][0]),
         N_OUTPUTS=n_outputs,
         ROUND_FLOAT32=int(round_float32),
@@ -219,9 +241,12 @@ def forest_source(
         BASE_SCORES=", ".join(c_double(v) for v in base_scores),
         TREE_COUNTS=", ".join(c_double(max(c, 1)) for c in counts),
         CATEGORY_SETS=emitter.set_definitions(),
+        LEAF_TABLES="\n".join(emitter.tables),
+        TREE_FUNCTIONS="\n".join(functions),
         TREE_BLOCKS="\n".join(blocks),
         BLOCK_NAMES=", ".join(names),
     )
+    return core, n_outputs
 
 
 def build_forest_library(
@@ -233,7 +258,13 @@ def build_forest_library(
     cflags: tuple[str, ...] = CFLAGS,
 ) -> Path:
     """Generate ``model``'s C with :func:`forest_source` and compile it into the shared library ``output``."""
-    source = forest_source(model, round_float32=round_float32)
+    return compile_forest_source(forest_source(model, round_float32=round_float32), output, compiler, cflags)
+
+
+def compile_forest_source(
+    source: str, output: str | os.PathLike, compiler: str = "gcc", cflags: tuple[str, ...] = CFLAGS
+) -> Path:
+    """Compile the C of :func:`forest_source` into the shared library ``output``."""
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "iot_forest.c").write_text(source)
         return build_library(NativeSources(Path(work), ("iot_forest.c",), ()), output, compiler=compiler, cflags=cflags)

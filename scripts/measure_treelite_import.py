@@ -1,5 +1,6 @@
 """How faithfully treelite imports scikit-learn models: the forest leaves it renormalises, and the rows where its
-own interpreter (GTIL) disagrees with scikit-learn on a HistGradientBoosting model with a categorical feature.
+own interpreter (GTIL) disagrees with scikit-learn on a HistGradientBoosting model with a categorical feature, as
+treelite imports it and as compile/sklearn_trees.py does.
 
     python scripts/measure_treelite_import.py
 """
@@ -32,8 +33,9 @@ def forest_leaves() -> tuple[int, int]:
     return differ, total
 
 
-def hist_gradient_boosting_rows() -> tuple[int, int]:
-    """(new rows where GTIL's margins differ from scikit-learn's _raw_predict, rows), multiclass, categorical."""
+def hist_gradient_boosting_rows(importer) -> tuple[int, int]:
+    """(new rows where GTIL's margins differ from scikit-learn's _raw_predict, rows), multiclass, categorical, with
+    unseen and negative categories; the model imported by ``importer``."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(3_000, 4))
     X[:, 3] = rng.integers(0, 6, size=3_000)
@@ -42,12 +44,14 @@ def hist_gradient_boosting_rows() -> tuple[int, int]:
     model = HistGradientBoostingClassifier(max_iter=50, categorical_features=[3]).fit(X, y)
     rows = rng.normal(size=(500, 4))
     rows[:, 3] = rng.integers(-1, 8, size=500)
-    margins = treelite.gtil.predict(import_sklearn_trees(model), rows, pred_margin=True).reshape(500, -1)
+    margins = treelite.gtil.predict(importer(model), rows, pred_margin=True).reshape(500, -1)
     return int((np.abs(margins - model._raw_predict(rows)).max(axis=1) > 0).sum()), 500
 
 
 if __name__ == "__main__":
     differ, total = forest_leaves()
     print(f"forest leaves treelite renormalised: {differ} of {total}")
-    rows, n = hist_gradient_boosting_rows()
-    print(f"HistGradientBoosting rows where GTIL differs from scikit-learn: {rows} of {n}")
+    importers = (("treelite's import", treelite.sklearn.import_model), ("import_sklearn_trees", import_sklearn_trees))
+    for name, importer in importers:
+        rows, n = hist_gradient_boosting_rows(importer)
+        print(f"HistGradientBoosting rows where GTIL differs from scikit-learn, {name}: {rows} of {n}")

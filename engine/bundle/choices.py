@@ -3,7 +3,9 @@ names, importable without the model libraries (the command line's parser offers 
 
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "MODEL_SETS"]
+__all__ = ["BACKENDS", "EDGE_TREE_FORMS", "MODEL_SETS"]
 
-BACKENDS = ("lightgbm", "native", "onnx", "onnx-int8", "c")
+BACKENDS = ("lightgbm", "native", "iot", "onnx", "onnx-int8", "c")
+# compile.edge_models.TREE_FORMS, which tests/cli checks this against.
+EDGE_TREE_FORMS = ("tl2cgen", "uint8", "iot")
 MODEL_SETS = ("chosen", "lightgbm", "compact")

@@ -63,7 +63,7 @@ def export_bundle_c(
     out,
     *,
     models: str = "chosen",
-    trees: str = "tl2cgen",
+    trees: str = "iot",
     progress: Callable[[str], None] = print,
 ) -> EdgeTree:
     """The edge C source tree of a bundle (or bundle path) in ``out`` (``iotengine export-c``)."""
@@ -75,7 +75,7 @@ def build_edge(
     path,
     *,
     models: str = "chosen",
-    trees: str = "tl2cgen",
+    trees: str = "iot",
     directory=None,
     targets: tuple[str, ...] = ("libiotengine.so",),
     progress: Callable[[str], None] = print,

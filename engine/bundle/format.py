@@ -276,10 +276,11 @@ class Bundle:
         ----------
         table : path or pyarrow.Table
             Telemetry in the Kaggle layout.
-        backend : {"lightgbm", "native", "onnx", "onnx-int8", "c"}, default="lightgbm"
+        backend : {"lightgbm", "native", "iot", "onnx", "onnx-int8", "c"}, default="lightgbm"
             How the models run: ``"lightgbm"`` is each model's own library (LightGBM, treelite's interpreter
             for scikit-learn forests, numpy for linear and naive Bayes models); ``"native"`` the libraries built
-            by ``iotengine compile``, through cffi (linear and naive Bayes models stay in numpy); ``"onnx"``
+            by ``iotengine compile`` (treelite + tl2cgen), through cffi (linear and naive Bayes models stay in
+            numpy); ``"iot"`` the same with the libraries of iotengine's own tree generator; ``"onnx"``
             onnxruntime on one thread with the fp32 export of every model (onnxmltools for LightGBM, skl2onnx
             for scikit-learn models); ``"onnx-int8"`` the int8 (quantized GEMM form) export of LightGBM models;
             ``"c"`` the bundle's C library, features included (:func:`engine.scoring.batch.predict_with_c`).
@@ -338,6 +339,10 @@ class Bundle:
             from engine.bundle.native import native_models
 
             compiled = native_models(self, models)
+        elif backend == "iot":
+            from engine.bundle.iot import iot_models
+
+            compiled = iot_models(self, models)
         elif backend in ("onnx", "onnx-int8"):
             from engine.bundle.onnx import onnx_models
 

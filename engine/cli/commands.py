@@ -87,18 +87,22 @@ def _cmd_train(args) -> int:
 
 def _cmd_compile(args) -> int:
     from engine.bundle.edge import build_edge
+    from engine.bundle.iot import build_iot
     from engine.bundle.native import compile_bundle
     from engine.bundle.onnx import export_onnx
 
     started = time.perf_counter()
     compile_bundle(args.bundle)
+    build_iot(args.bundle)
     export_onnx(args.bundle)
-    bundle = build_edge(args.bundle)
+    bundle = build_edge(args.bundle, trees=args.trees)
     built = sum(len(tasks) for tasks in bundle.native_sets.values())
+    own = sum(len(tasks) for tasks in bundle.manifest.get("iot", {}).values())
     exported = sum(len(tasks) for tasks in bundle.onnx_sets.values())
     print(
-        f"compiled {built} native libraries, exported {exported} models to ONNX (fp32 + int8) and built the "
-        f"edge library {bundle.edge.library} into {bundle.path} in {time.perf_counter() - started:.0f} s"
+        f"compiled {built} native libraries with tl2cgen and {own} with iotengine's generator, exported {exported} "
+        f"models to ONNX (fp32 + int8) and built the edge library {bundle.edge.library} (trees: {args.trees}) into "
+        f"{bundle.path} in {time.perf_counter() - started:.0f} s"
     )
     return 0
 

@@ -6,8 +6,8 @@
 ``iotengine train``     cross-validate the model zoo on five tasks, write a bundle and reports
 ``iotengine score``     score every row of a telemetry file with a bundle, to Parquet or CSV
 ``iotengine bench``     model benchmarks: every runtime side by side, tables, charts, results.json
-``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc) and
-                        export its LightGBM models to ONNX fp32 and int8
+``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc, and
+                        iotengine's own generator), export its models to ONNX fp32 and int8, build the C edge library
 ``iotengine stream``    replay telemetry through the streaming scorer: alerts as they happen, a status line, a
                         summary; ``--state FILE`` checkpoints so a restart continues where it stopped
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
@@ -22,13 +22,14 @@ import argparse
 from pathlib import Path
 
 from engine import __version__
-from engine.bundle.choices import BACKENDS, MODEL_SETS
+from engine.bundle.choices import BACKENDS, EDGE_TREE_FORMS, MODEL_SETS
 from engine.data.synthetic import FLEET_INTERVAL_S
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
 from engine.pipeline.run import RUN_ROWS
 
 __all__ = ["build_parser", "positive_int", "utc_offset"]
 
+TREES_HELP = "C form of the edge library's tree models: iot (our own generator, default), tl2cgen, uint8 (LightGBM)"
 BUNDLE_HELP = "bundle folder written by iotengine train (native, onnx and c need iotengine compile)"
 
 
@@ -92,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser(
         "compile",
         parents=[bundle],
-        help="compile a bundle's tree models to native libraries, export ONNX fp32/int8, build the C edge library",
+        help="compile a bundle's tree models to native libraries (tl2cgen and iotengine's own generator), export "
+        "ONNX fp32/int8, build the C edge library",
     )
+    compile_.add_argument("--trees", default="iot", choices=EDGE_TREE_FORMS, help=TREES_HELP)
     compile_.set_defaults(command="compile")
 
     export_c = commands.add_parser(
@@ -102,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the dependency-free C library of a bundle (features + models, iotengine.h)",
     )
     export_c.add_argument("--out", required=True, type=Path, help="folder for the C sources, Makefile, CMakeLists")
-    export_c.add_argument(
-        "--trees", default="tl2cgen", choices=("tl2cgen", "uint8"), help="C form of tree models (uint8: LightGBM only)"
-    )
+    export_c.add_argument("--trees", default="iot", choices=EDGE_TREE_FORMS, help=TREES_HELP)
     export_c.add_argument("--build", action="store_true", help="also run make (library, example, benchmark)")
     export_c.add_argument("--cc", default="gcc", help="C compiler for --build (default gcc)")
     export_c.set_defaults(command="export-c")

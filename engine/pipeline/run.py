@@ -94,7 +94,8 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
         results["training"] = training
         bundle_path = training.bundle.path
         built = stages.run(
-            "build, side by side: native libraries (tl2cgen + gcc), ONNX exports, C library, the replay's fleet bundle",
+            "build, side by side: native libraries (tl2cgen and iotengine's generator), ONNX exports, C library, "
+            "the replay's fleet bundle",
             lambda: _build_stage(bundle_path, out, seed),
             _build_summary,
         )
@@ -151,18 +152,21 @@ def _rows_and_machines(table: pa.Table) -> str:
 
 
 def _build_stage(bundle_path: Path, out: Path, seed: int) -> dict:
-    """Everything the later stages need built, side by side on every core: the bundle's native libraries, then
-    its ONNX exports; its C library (into ``out/edge/src``); the replay's fleet bundle and its C library. Nothing
-    here is timed, so the builds may share the cores; the benchmarks after them run alone."""
+    """Everything the later stages need built, side by side on every core: the bundle's native libraries (tl2cgen,
+    then iotengine's generator), then its ONNX exports; its C library (into ``out/edge/src``); the replay's fleet
+    bundle and its C library. Nothing here is timed, so the builds may share the cores; the benchmarks after them
+    run alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bench.edge import build_edge_sources
+    from engine.bundle.iot import build_iot
     from engine.bundle.native import compile_bundle
     from engine.bundle.onnx import export_onnx
     from engine.models.fleet_bundle import prepare_fleet_bundle
 
     def native_and_onnx():
         compile_bundle(bundle_path, progress=_progress_line)
+        build_iot(bundle_path, progress=_progress_line)
         return export_onnx(bundle_path, progress=_progress_line)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -179,6 +183,7 @@ def _build_stage(bundle_path: Path, out: Path, seed: int) -> dict:
 def _build_summary(built: dict) -> str:
     bundle = built["bundle"]
     entries = [entry for tasks in bundle.native_sets.values() for entry in tasks.values()]
+    entries += [entry for tasks in bundle.manifest.get("iot", {}).values() for entry in tasks.values()]
     size = sum((bundle.path / entry["library"]).stat().st_size for entry in entries)
     exports = sum(len(tasks) for tasks in bundle.onnx_sets.values())
     edge = (bundle.path / bundle.edge.library).stat().st_size
@@ -252,9 +257,9 @@ def _bench_summary(files: list[Path]) -> str:
     ratios = [
         r["speedup_vs_lleaves"]
         for r in document["records"]
-        if r["runtime"] == "native" and r["batch"] == 1_000 and r["speedup_vs_lleaves"]
+        if r["runtime"] == "iot" and r["threads"] == 1 and r["batch"] == 10_000 and r["speedup_vs_lleaves"]
     ]
-    span = f"; native vs lleaves at batch 1,000: {min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
+    span = f"; iot vs lleaves at batch 10,000: {min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
     return f"{len(document['records'])} timings{span}"
 
 

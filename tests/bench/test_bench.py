@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.report import write_report
-from bench.suite import LARGE_MODEL, RUNTIMES, run_suite
+from bench.suite import LARGE_MODEL, RUNTIMES, THREADS, run_suite
 from compile.binding import NativeModel
 from compile.native import build_library
 from compile.tl2cgen_source import NativeSources
@@ -24,7 +24,7 @@ from engine.models.tasks import TASKS
 from tests.oracles.scores import assert_equals_lightgbm
 from tests.small_models import on_thresholds, random_lightgbm
 
-REQUIRED = ("model", "runtime", "batch", "median_ns_per_row", "p99_ns_per_row", "size_bytes", "max_abs_diff")
+REQUIRED = ("model", "runtime", "batch", "threads", "median_ns_per_row", "p99_ns_per_row", "size_bytes", "max_abs_diff")
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,10 @@ def test_results_have_every_model_runtime_and_batch(quick_run):
     for name, reason in document["unavailable"].items():
         print(f"{name} unavailable: {reason}")
         assert name == "lleaves" and reason  # only the optional peer may be missing, and it says why
-    cells = {(r["model"], r["runtime"], r["batch"]) for r in document["records"]}
-    assert cells == {(m, r, b) for m in models for r in runtimes for b in (1, 1_000)}
+    cells = {(r["model"], r["runtime"], r["batch"], r["threads"]) for r in document["records"]}
+    batches = (1, 1_000, 10_000)  # the largest batch is 10,000 distinct rows in quick mode too
+    threaded = {(m, "iot", b, THREADS) for m in models for b in batches[1:]}
+    assert cells == {(m, r, b, 1) for m in models for r in runtimes for b in batches} | threaded
     for record in document["records"]:
         assert all(key in record for key in REQUIRED), record
         assert record["size_bytes"] > 0, record
@@ -55,7 +57,7 @@ def test_results_have_every_model_runtime_and_batch(quick_run):
 def test_exact_runtimes_are_exact_and_int8_is_not(quick_run):
     document, _, _ = quick_run
     for record in document["records"]:
-        if record["runtime"] in ("lightgbm", "native", "native-c", "uint8", "uint8-c"):
+        if record["runtime"] in ("lightgbm", "iot", "iot-c", "native", "native-c", "uint8", "uint8-c"):
             assert record["max_abs_diff"] == 0.0, record
         if record["runtime"] == "lleaves":
             assert record["max_abs_diff"] < 1e-9, record
@@ -67,7 +69,8 @@ def test_sizes_cover_every_artifact_and_uint8_is_smallest_exact_form(quick_run):
     document, _, _ = quick_run
     for sizes in document["sizes"]:
         for key in ("lightgbm_text", "tl2cgen_so", "tl2cgen_so_stripped", "tl2cgen_c_sources", "uint8_so",
-                    "uint8_c_source", "onnx_fp32", "onnx_int8", "onnx_gemm_fp32"):  # fmt: skip
+                    "uint8_c_source", "iot_so", "iot_so_stripped", "iot_c_source", "onnx_fp32", "onnx_int8",
+                    "onnx_gemm_fp32"):  # fmt: skip
             assert sizes[key] > 0, (sizes["model"], key)
         assert sizes["uint8_so"] < sizes["tl2cgen_so"], sizes
         assert sizes["onnx_int8"] < sizes["onnx_gemm_fp32"], sizes
@@ -76,11 +79,17 @@ def test_sizes_cover_every_artifact_and_uint8_is_smallest_exact_form(quick_run):
 def test_report_files_and_end_to_end(quick_run):
     document, files, out = quick_run
     names = {p.name for p in files}
-    assert {"BENCH.md", "records.csv", "sizes.csv", "throughput.png", "sizes.png", "latency_batch1.png"} <= names
+    expected = {"BENCH.md", "records.csv", "sizes.csv", "winners.png", "throughput.png", "sizes.png"}
+    expected.add("latency_batch1.png")
+    assert expected <= names
     for path in files:
         assert path.stat().st_size > 0, path
     report = (out / "BENCH.md").read_text()
     assert "## Goals" in report and LARGE_MODEL in report
+    # BENCH.md opens with who wins, a table per model, and its chart
+    assert report.index("## Who wins") < report.index("## Latency at batch 1") < report.index("## Goals")
+    for name in models_of(document):
+        assert f"**{name}**" in report
     e2e = document["end_to_end"]
     assert e2e["samples"] > 500 and e2e["features_and_five_tasks_median_ns"] > e2e["features_median_ns"] > 0
 
@@ -162,3 +171,7 @@ def test_lleaves_cache_survives_two_runs_compiling_one_model_at_once(tmp_path):
     assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".so"]  # one object, no partial file left
     for k in range(2):
         assert np.abs(np.load(tmp_path / f"out{k}" / "predictions.npy") - booster.predict(X)).max() < 1e-12
+
+
+def models_of(document: dict) -> list[str]:
+    return sorted({r["model"] for r in document["records"]})

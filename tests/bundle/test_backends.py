@@ -21,6 +21,7 @@ from tests.samples import telemetry_arrays
 BACKENDS = {
     "lightgbm": ("chosen", 1e-12, "the reference; checked against the fitted estimators below"),
     "native": ("chosen", 1e-12, "tl2cgen adds the same leaves in the same order; only the last rounding may differ"),
+    "iot": ("chosen", 1e-12, "equals the fitted estimators (below); the reference sums HistGradientBoosting otherwise"),
     "python": ("chosen", 0.0, "the Numba stream kernel gives the batch kernel's bits, and the same model libraries"),
     "c": ("chosen", 1e-12, "the C features are within 4 ulp of Numba's (tests/compile/test_edge_library.py)"),
     "onnx": ("lightgbm", FP32_TOLERANCE, "float32 inputs and sums; rows where float32 rounding flips a split excluded"),
@@ -38,6 +39,37 @@ def _scores(bundle, table, backend: str, models: str) -> dict:
     if backend == "python":
         return StreamScorer(bundle, backend="python").score_batch(*telemetry_arrays(table))
     return bundle.predict(table, backend=backend, models=models)
+
+
+def _estimator_scores(estimators: dict, X: np.ndarray) -> dict:
+    out = {}
+    for task, estimator in estimators.items():
+        kind = TASK_BY_NAME[task].kind
+        if kind == "binary":
+            out[task] = estimator.predict_proba(X)[:, 1]
+        elif kind == "multiclass":
+            out["failure_type_proba"] = np.zeros((X.shape[0], 5))
+            out["failure_type_proba"][:, estimator.classes_.astype(int)] = estimator.predict_proba(X)
+        else:
+            out[task] = estimator.predict(X)
+    return out
+
+
+@pytest.mark.parametrize("models", ["chosen", "lightgbm"])
+def test_the_iot_libraries_equal_the_fitted_estimators_bit_for_bit(compiled, held_out, models):
+    # Every family the bundle holds (random forest, extra trees, HistGradientBoosting, LightGBM) through
+    # iotengine's own generated trees: the scores of scikit-learn and LightGBM themselves, max |difference| 0.
+    bundle, lightgbm_models, estimators = compiled
+    if models == "lightgbm":
+        estimators = lightgbm_models
+    X = bundle.inputs(held_out)
+    got = bundle.predict(held_out, backend="iot", models=models)
+    for estimator in estimators.values():
+        # A forest on several jobs adds its trees' probabilities in the order the threads finish; on one job, in
+        # tree order: the order the compiled trees keep.
+        estimator.set_params(**{name: 1 for name in estimator.get_params() if name.endswith("n_jobs")})
+    for name, expected in _estimator_scores(estimators, X).items():
+        assert np.max(np.abs(got[name] - expected)) == 0.0, (models, name)
 
 
 def test_the_reference_equals_the_fitted_estimators(compiled, held_out):

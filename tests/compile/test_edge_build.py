@@ -96,8 +96,11 @@ def small_bundles(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("kind, models, trees", [("trees", "chosen", "tl2cgen"), ("tabular", "chosen", "tl2cgen"),
-                                                 ("trees", "lightgbm", "uint8")])  # fmt: skip
+EDGE_BUILDS = [("trees", "chosen", "tl2cgen"), ("tabular", "chosen", "tl2cgen"), ("trees", "lightgbm", "uint8"),
+               ("trees", "chosen", "iot")]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind, models, trees", EDGE_BUILDS)
 def test_every_model_family_scores_as_bundle_predict(small_bundles, tmp_path, kind, models, trees):
     folder = tmp_path / "bundle"
     shutil.copytree(small_bundles[kind].path, folder)
@@ -116,10 +119,10 @@ def test_uint8_needs_lightgbm_models(small_bundles, tmp_path):
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 @pytest.mark.parametrize("opt", ["-O2", "-Os"])
-@pytest.mark.parametrize("kind", ["trees", "tabular"])
-def test_exported_tree_builds_with_warnings_as_errors(small_bundles, tmp_path, compiler, opt, kind):
+@pytest.mark.parametrize("kind, trees", [("trees", "tl2cgen"), ("tabular", "tl2cgen"), ("trees", "iot")])
+def test_exported_tree_builds_with_warnings_as_errors(small_bundles, tmp_path, compiler, opt, kind, trees):
     assert shutil.which(compiler), f"{compiler} is needed (README: install clang)"
-    tree = export_bundle_c(small_bundles[kind], tmp_path / "c", progress=lambda _: None)
+    tree = export_bundle_c(small_bundles[kind], tmp_path / "c", trees=trees, progress=lambda _: None)
     make(tree.directory, "all", compiler=compiler, opt=opt)  # -Wall -Wextra -Werror -pedantic -std=c99
     for name in ("libiotengine.a", "libiotengine.so", "iotengine_example"):
         assert (tree.directory / name).stat().st_size > 0

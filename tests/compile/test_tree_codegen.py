@@ -1,13 +1,11 @@
 """iotengine's own tree code generator (compile/tree_codegen.py) against the frameworks that trained the models:
-LightGBM's predict and scikit-learn's forests' predict_proba / predict, compared for equality (max |diff| 0).
-
-HistGradientBoosting is not covered yet: on new rows treelite's own interpreter (GTIL) already disagrees with
-scikit-learn's ``_raw_predict`` for some of its models, so the treelite model is not a faithful copy to compile
-(issue 17 follows it up)."""
+LightGBM's predict, scikit-learn's forests' and HistGradientBoosting's predict_proba / predict, compared for
+equality (max |diff| 0); the threaded and single-row entries against the one-thread batch."""
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import lightgbm as lgb
 import numpy as np
@@ -18,11 +16,14 @@ from hypothesis import strategies as st
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
 
 from compile.binding import NativeModel
+from compile.errors import CompileError
 from compile.sklearn_trees import import_sklearn_trees
 from compile.tree_codegen import build_forest_library, forest_source
 from tests.oracles.scores import assert_equals_lightgbm
@@ -39,7 +40,7 @@ def _load(model: treelite.Model, folder, kind: str, *, sklearn_forest: bool = Fa
 @given(
     seed=st.integers(0, 2**31 - 1),
     objective=st.sampled_from(["binary", "multiclass", "regression"]),
-    leaves=st.integers(2, 63),
+    leaves=st.one_of(st.integers(2, 63), st.just(255)),
     rounds=st.integers(1, 30),
 )
 def test_lightgbm_models_are_reproduced_bit_for_bit(tmp_path_factory, seed, objective, leaves, rounds):
@@ -84,3 +85,78 @@ def test_scikit_learn_forests_are_reproduced_bit_for_bit(tmp_path, family):
     test = np.vstack([X[:500], rng.normal(size=(500, 5))])
     expected = estimator.predict_proba(test) if classifier else estimator.predict(test)
     assert np.max(np.abs(model.predict(test).reshape(expected.shape) - expected)) == 0.0
+
+
+@settings(max_examples=10)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    objective=st.sampled_from(["binary", "multiclass", "regression"]),
+    leaves=st.integers(2, 63),
+    iterations=st.integers(1, 30),
+)
+def test_hist_gradient_boosting_is_reproduced_bit_for_bit(tmp_path_factory, seed, objective, leaves, iterations):
+    """scikit-learn's rules: NaN follows each split's missing direction (features with and without NaN in
+    training), and so do categories it never saw and negative ones; rows repeat values, so many sit on a split."""
+    rng = np.random.default_rng(seed)
+    X = on_thresholds(rng, (600, 4))
+    X[:, 3] = rng.integers(0, 5, size=600)
+    X[rng.random(600) < 0.1, 1] = np.nan
+    signal = X[:, 0] + np.nan_to_num(X[:, 1]) + (X[:, 3] == 2)
+    options = {"max_iter": iterations, "max_leaf_nodes": leaves, "categorical_features": [3], "random_state": 0}
+    options.update(early_stopping=False, min_samples_leaf=3)
+    if objective == "regression":
+        estimator = HistGradientBoostingRegressor(**options).fit(X, signal * 10.0)
+    else:
+        y = (signal > 0.5).astype(int) if objective == "binary" else np.digitize(signal, [0.0, 1.0])
+        estimator = HistGradientBoostingClassifier(**options).fit(X, y)
+    test = np.vstack([X, on_thresholds(rng, (600, 4))])
+    test[600:, 3] = rng.integers(-2, 8, size=600)  # unseen and negative categories
+    test[rng.random(1_200) < 0.1, 2] = np.nan  # never missing in training
+    test[rng.random(1_200) < 0.05, 3] = np.nan
+    model = _load(import_sklearn_trees(estimator), tmp_path_factory.mktemp("hgb"), objective, link_in_numpy=True)
+    expected = estimator.predict(test) if objective == "regression" else estimator.predict_proba(test)
+    if objective == "binary":
+        expected = expected[:, 1]
+    assert np.max(np.abs(model.predict(test).reshape(expected.shape) - expected)) == 0.0
+    margins = estimator._raw_predict(test)
+    assert np.array_equal(model.predict(test, raw=True).reshape(margins.shape), margins)
+
+
+@pytest.fixture(scope="module")
+def multiclass_model(tmp_path_factory):
+    booster, test = random_lightgbm(np.random.default_rng(8), "multiclass", 31, 40, on_thresholds)
+    folder = tmp_path_factory.mktemp("threads")
+    rows = np.vstack([test] * 4)  # 4,000 rows: enough for several threads of 256 rows or more
+    return booster, _load(treelite.frontend.from_lightgbm(booster), folder, "multiclass"), rows
+
+
+@settings(max_examples=15, deadline=None)
+@given(n_rows=st.integers(0, 4_000), threads=st.integers(1, 9))
+def test_threads_give_the_one_thread_bits(multiclass_model, n_rows, threads):
+    booster, model, rows = multiclass_model
+    one = model.predict(rows[:n_rows])
+    assert np.array_equal(model.predict(rows[:n_rows], threads=threads), one)
+    if n_rows:
+        assert np.array_equal(one, booster.predict(rows[:n_rows]))
+
+
+def test_concurrent_calls_on_one_model_are_safe(multiclass_model):
+    booster, model, rows = multiclass_model
+    expected = booster.predict(rows)
+    # Eight Python threads call the one loaded library at once (cffi releases the GIL), some of them threaded.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parts = [(k * 250, (k + 1) * 250 + 1500) for k in range(16)]
+        results = pool.map(lambda span: (span, model.predict(rows[span[0] : span[1]], threads=1 + span[0] % 3)), parts)
+        for (start, end), got in results:
+            assert np.array_equal(got, expected[start:end])
+
+
+def test_the_single_row_entry_gives_the_batch_bits(multiclass_model):
+    _, model, rows = multiclass_model
+    batch = model.predict(rows[:300])
+    assert np.array_equal(np.array([model.predict_row(row) for row in rows[:300]]), batch)
+    assert np.array_equal(model.predict_row(rows[0].tolist()), batch[0])  # a list is converted once
+    with pytest.raises(CompileError, match="a row must have >= 4 values, not 3"):
+        model.predict_row(rows[0, :3])
+    with pytest.raises(CompileError, match="threads must be >= 1"):
+        model.predict(rows, threads=0)

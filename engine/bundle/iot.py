@@ -1,0 +1,69 @@
+"""Compile every tree model of a bundle with iotengine's own generator (compile/tree_codegen.py) and record it.
+
+For each task, the chosen model (when it is a tree ensemble) and the task's LightGBM model become::
+
+    iot/<set>/<task>.so      the shared library (gcc -O3 -ffp-contract=off; tl2cgen's ABI plus threads)
+    iot/<set>/<task>.c       the generated C it was built from
+
+listed with their sha256 in ``bundle.json``; the ``iot`` section records, per set and task, the library, the
+source, the model family and whether inputs are rounded to float32. :func:`iot_models` opens them, each checked
+against its hash before it is loaded; ``Bundle.predict(backend="iot")`` scores with them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from compile.binding import NativeModel
+from compile.errors import CompileError
+from compile.native import TREE_FAMILIES, treelite_model
+from compile.tree_codegen import compile_forest_source, forest_source
+from engine.bundle.build_step import Built, run_build_step
+from engine.bundle.format import Bundle
+from engine.models.tasks import TASK_BY_NAME
+
+__all__ = ["build_iot", "iot_models"]
+
+
+def build_iot(path, *, progress: Callable[[str], None] = print) -> Bundle:
+    """Build the iotengine library of every tree model in the bundle at ``path``; returns the bundle reloaded."""
+    return run_build_step(path, "iot", _iot_library, progress)
+
+
+def _iot_library(bundle: Bundle, set_name: str, task: str, entry: dict) -> Built | str:
+    family = entry["family"]
+    if family not in TREE_FAMILIES:
+        return f"{family} is not a tree ensemble; stays in numpy"
+    model = treelite_model(bundle.verified_bytes(entry["file"]), family)
+    round_float32 = family in ("random_forest", "extra_trees")
+    prefix = f"iot/{set_name}/{task}"
+    source = forest_source(model, round_float32=round_float32)
+    with tempfile.TemporaryDirectory() as work:
+        library = compile_forest_source(source, Path(work) / "model.so").read_bytes()
+    entry = {
+        "library": f"{prefix}.so",
+        "source": f"{prefix}.c",
+        "family": family,
+        "round_float32": round_float32,
+        "trees": int(model.num_tree),
+    }
+    files = {f"{prefix}.so": library, f"{prefix}.c": source.encode()}
+    return Built(entry, f"{family}, {model.num_tree} trees, {len(library):,} bytes", files)
+
+
+def iot_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeModel]:
+    """The iotengine library of each compiled task in a set, loaded after its hash is checked."""
+    section = bundle.manifest.get("iot")
+    if not section:
+        raise CompileError(f"{bundle.path}: no iotengine libraries; run `iotengine compile --bundle {bundle.path}`")
+    return {
+        task: NativeModel(
+            bundle.path / entry["library"],
+            bundle.files[entry["library"]],
+            TASK_BY_NAME[task].kind,
+            link_in_numpy=entry["family"] == "hist_gradient_boosting",
+        )
+        for task, entry in section.get(set_name, {}).items()
+    }
