@@ -33,10 +33,11 @@ int32_t get_num_feature(void);
 int32_t iot_num_outputs(void);
 int iot_predict(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out);
 """
-# What the libraries of compile/tree_codegen.py add to tl2cgen's ABI. The row is declared void* on the Python side
-# only (the C takes const double *): cffi then takes an untyped ffi.from_buffer, the cheapest way to pass it.
+# What the libraries of compile/tree_codegen.py add to tl2cgen's ABI. The row and the output are declared void* on
+# the Python side only (the C takes doubles): cffi then takes an untyped ffi.from_buffer, the cheapest way to pass
+# an array.
 _CDEF_IOT = """
-int iot_predict_row(const void *x, int pred_margin, double *out);
+int iot_predict_row(const void *x, int pred_margin, void *out);
 int iot_predict_threads(const double *X, int64_t n_rows, int64_t row_stride, int pred_margin, double *out,
                         int n_threads);
 """
@@ -127,11 +128,14 @@ class NativeModel:
                 raise CompileError(f"{self.path.name}: a row must have shape (k,), not {x.shape}")
         if x.shape[0] < self.n_features:
             raise CompileError(f"{self.path.name}: a row must have >= {self.n_features} values, not {x.shape[0]}")
+        if self.kind == "multiclass":
+            probabilities = np.empty(self.n_outputs)
+            if self._predict_row(self._from_buffer(x), 1 if raw else 0, self._from_buffer(probabilities)):
+                raise CompileError(f"{self.path.name}: iot_predict_row failed")
+            return probabilities
         out = self._new(self._outputs_type, self.n_outputs)
         if self._predict_row(self._from_buffer(x), 1 if raw else 0, out):
             raise CompileError(f"{self.path.name}: iot_predict_row failed")
-        if self.kind == "multiclass":
-            return np.frombuffer(self._ffi.buffer(out), dtype=np.float64).copy()
         return out[1] if self.kind == "binary" and self.n_outputs == 2 else out[0]
 
     def _finish(self, out: np.ndarray, raw: bool) -> np.ndarray:

@@ -46,8 +46,10 @@ def build_library(
     compiler: str = "gcc",
     jobs: int = 2,
     cflags: tuple[str, ...] = CFLAGS,
+    strip: bool = False,
 ) -> Path:
-    """Compile the sources (in parallel) with ``cflags`` and link them into a shared library at ``output``."""
+    """Compile the sources (in parallel) with ``cflags`` and link them into a shared library at ``output``
+    (``strip``: without its symbol table, only the exported functions stay visible)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as build:
@@ -65,7 +67,16 @@ def build_library(
                     raise CompileError(f"{compiler} failed on {source}:\n{done.stderr[-2000:]}")
         temporary = output.with_suffix(".tmp.so")
         link = subprocess.run(
-            [compiler, "-shared", "-pthread", "-o", str(temporary), *map(str, objects), "-lm"],
+            [
+                compiler,
+                "-shared",
+                "-pthread",
+                *(["-s"] if strip else []),
+                "-o",
+                str(temporary),
+                *map(str, objects),
+                "-lm",
+            ],
             capture_output=True,
             text=True,
         )

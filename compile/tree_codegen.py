@@ -267,4 +267,6 @@ def compile_forest_source(
     """Compile the C of :func:`forest_source` into the shared library ``output``."""
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "iot_forest.c").write_text(source)
-        return build_library(NativeSources(Path(work), ("iot_forest.c",), ()), output, compiler=compiler, cflags=cflags)
+        # Stripped: a static function per tree and per block fills a symbol table as large as a sixth of the code.
+        sources = NativeSources(Path(work), ("iot_forest.c",), ())
+        return build_library(sources, output, compiler=compiler, cflags=cflags, strip=True)

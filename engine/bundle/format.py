@@ -10,6 +10,7 @@ A bundle is a folder::
                                 family was chosen: the compilers and benchmarks start from it)
     compact/<task>.txt          the compact LightGBM model of each task (fewest features within tolerance)
     native/<set>/<task>.so      added by ``iotengine compile`` (engine/bundle/native.py), with C sources
+    iot/<set>/<task>.so         added by ``iotengine compile`` (engine/bundle/iot.py), with its C source
     onnx/<set>/<task>.*.onnx    added by ``iotengine compile`` (engine/bundle/onnx.py): fp32 and int8
 
 ``bundle.json`` records the feature spec (version and the 67 names), the input columns, the UTC offset of the

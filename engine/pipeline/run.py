@@ -108,7 +108,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             _onnx_summary,
         )
         results["bench"] = stages.run(
-            "quick model benchmarks: LightGBM, native, C, uint8, ONNX fp32/int8, lleaves",
+            "quick model benchmarks: LightGBM, iot, native, C, uint8, ONNX fp32/int8, lleaves",
             lambda: _quick_bench(bundle_path, out / "bench"),
             _bench_summary,
         )

@@ -18,7 +18,7 @@ from engine.scoring.batch import score_file
 __all__ = ["COMPARED_BACKENDS", "backend_comparison", "comparison_table"]
 
 
-COMPARED_BACKENDS = ("lightgbm", "native", "onnx", "c")
+COMPARED_BACKENDS = ("lightgbm", "native", "iot", "onnx", "c")
 
 
 def backend_comparison(bundle, table: pa.Table, folder: str | os.PathLike) -> dict:

@@ -83,7 +83,7 @@ def test_the_reference_uses_the_local_hour(local_time_bundle, samples):
     assert np.mean(decisions == morning(local_hours(samples, 0))) < 0.95  # UTC would be visibly wrong
 
 
-@pytest.mark.parametrize("backend", ["native", "onnx", "c"])
+@pytest.mark.parametrize("backend", ["native", "iot", "onnx", "c"])
 def test_every_predict_backend_scores_in_local_time(local_time_bundle, samples, backend):
     bundle = local_time_bundle
     reference = bundle.predict(samples)

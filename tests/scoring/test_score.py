@@ -47,7 +47,7 @@ def sklearn_bundle(tmp_path_factory):
     return Bundle.load(folder), {name: model.estimator for name, model in chosen.items()}
 
 
-@pytest.mark.parametrize("backend", ["lightgbm", "native", "onnx", "c"])
+@pytest.mark.parametrize("backend", ["lightgbm", "native", "iot", "onnx", "c"])
 def test_score_command_writes_bundle_predict_row_by_row(sklearn_bundle, real_sample_path, tmp_path, backend, capsys):
     bundle, _ = sklearn_bundle
     out = tmp_path / "scores.parquet"
