@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from compile.native import TREE_FAMILIES, treelite_model
 from engine.bundle.format import Bundle
 
-__all__ = ["BUILD_SETS", "Built", "run_build_step"]
+__all__ = ["BUILD_SETS", "Built", "run_build_step", "tree_model"]
 
 # The model sets that get native libraries and ONNX exports: the chosen models and the LightGBM ones (which the
 # benchmarks compare across runtimes); the compact set is LightGBM on fewer columns and stays interpreted.
@@ -53,3 +54,12 @@ def run_build_step(
             entries[set_name][task] = built.entry
             progress(f"  {section} {set_name}/{task}: {built.summary}, {time.perf_counter() - started:.1f} s")
     return bundle.add_files(files, section=section, entry=entries)
+
+
+def tree_model(bundle: Bundle, entry: dict):
+    """``(treelite model, round_float32)`` of a tree ensemble's manifest entry (scikit-learn's forests compare
+    float32 inputs), or a string saying why the model is not one."""
+    family = entry["family"]
+    if family not in TREE_FAMILIES:
+        return f"{family} is not a tree ensemble; stays in numpy"
+    return treelite_model(bundle.verified_bytes(entry["file"]), family), family in ("random_forest", "extra_trees")

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from compile.binding import NativeModel
 from compile.errors import CompileError
-from compile.native import TREE_FAMILIES, treelite_model
 from compile.tree_codegen import compile_forest_source, forest_source
-from engine.bundle.build_step import Built, run_build_step
+from engine.bundle.build_step import Built, run_build_step, tree_model
 from engine.bundle.format import Bundle
 from engine.models.tasks import TASK_BY_NAME
 
@@ -33,11 +32,10 @@ def build_iot(path, *, progress: Callable[[str], None] = print) -> Bundle:
 
 
 def _iot_library(bundle: Bundle, set_name: str, task: str, entry: dict) -> Built | str:
-    family = entry["family"]
-    if family not in TREE_FAMILIES:
-        return f"{family} is not a tree ensemble; stays in numpy"
-    model = treelite_model(bundle.verified_bytes(entry["file"]), family)
-    round_float32 = family in ("random_forest", "extra_trees")
+    found = tree_model(bundle, entry)
+    if isinstance(found, str):
+        return found
+    (model, round_float32), family = found, entry["family"]
     prefix = f"iot/{set_name}/{task}"
     source = forest_source(model, round_float32=round_float32)
     with tempfile.TemporaryDirectory() as work:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from compile.binding import NativeModel
 from compile.errors import CompileError
-from compile.native import TREE_FAMILIES, build_library, treelite_model
+from compile.native import build_library
 from compile.tl2cgen_source import generate_sources
-from engine.bundle.build_step import Built, run_build_step
+from engine.bundle.build_step import Built, run_build_step, tree_model
 from engine.bundle.format import Bundle
 from engine.models.tasks import TASK_BY_NAME
 
@@ -45,11 +45,10 @@ def compile_bundle(path, *, progress: Callable[[str], None] = print) -> Bundle:
 
 
 def _native_library(bundle: Bundle, set_name: str, task: str, entry: dict) -> Built | str:
-    family = entry["family"]
-    if family not in TREE_FAMILIES:
-        return f"{family} is not a tree ensemble; stays in numpy"
-    model = treelite_model(bundle.verified_bytes(entry["file"]), family)
-    round_float32 = family in ("random_forest", "extra_trees")
+    found = tree_model(bundle, entry)
+    if isinstance(found, str):
+        return found
+    (model, round_float32), family = found, entry["family"]
     prefix = f"native/{set_name}/{task}"
     with tempfile.TemporaryDirectory() as work:
         sources = generate_sources(model, Path(work) / "src", round_float32=round_float32)
