@@ -15,7 +15,10 @@ What differs from tl2cgen's code (compile/tl2cgen_source.py rewrites tl2cgen's o
 - thresholds and leaf values are hex-float literals, the exact bits treelite holds;
 - categorical splits test a bitset of any width (tl2cgen's masks stop at 64 categories);
 - subtrees of at most FLAT_LEAVES leaves are branch-free, and blocks of TREES_PER_BLOCK trees run over every
-  row of a batch before the next block (the branch predictor, not the instruction cache, bounds big models).
+  row of a batch before the next block (the branch predictor, not the instruction cache, bounds big models);
+- ``isa="avx2"`` adds a second path, the bitmask form of :mod:`compile.tree_bitmask` over 4 rows per vector,
+  taken at run time when the CPU has AVX2 (the same bits; 1.5-2.9x slower than the branches on the benchmark's
+  model shapes: ``python scripts/measure_bitmask_trees.py``).
 
 The sums are the framework's bit for bit: within a row the trees add their leaves in model order, then come
 the averaging of forests, base scores and transforms (tests/compile/test_tree_codegen.py compares with LightGBM
@@ -40,10 +43,12 @@ from compile.errors import CompileError
 from compile.native import CFLAGS, build_library
 from compile.templates import c_double, fill
 from compile.tl2cgen_source import NativeSources
+from compile.tree_bitmask import vector_trees
 from compile.treelite_fields import model_header, tree_nodes
 
 __all__ = [
     "FLAT_LEAVES",
+    "ISAS",
     "TREES_PER_BLOCK",
     "build_forest_library",
     "compile_forest_source",
@@ -57,6 +62,7 @@ TREES_PER_BLOCK = 24
 # Subtrees of at most this many leaves are computed without branches: all their tests, then a table lookup.
 # 3 measured 2-5% faster than 2 (a node with two leaves) on the 500-tree models; 6 and more, slower.
 FLAT_LEAVES = 3
+ISAS = ("portable", "avx2")  # the scalar C99 path alone, or with the AVX2 path of compile/tree_bitmask.py
 _POSTPROCESSORS = {"identity": 0, "identity_multiclass": 0, "sigmoid": 1, "softmax": 2}
 _COMPLEMENT = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
 
@@ -173,21 +179,28 @@ class _Emitter:
         return "\n".join([head, "  (void)x;", "  (void)v;", *lines, "}", ""]), widths.pop()
 
 
-def forest_source(model: treelite.Model, *, round_float32: bool, trees_per_block: int = TREES_PER_BLOCK) -> str:
+def forest_source(
+    model: treelite.Model, *, round_float32: bool, trees_per_block: int = TREES_PER_BLOCK, isa: str = "portable"
+) -> str:
     """The C99 source of ``model``'s shared library (compile/c/iot_forest.c.in around :func:`forest_core`).
 
     ``round_float32`` rounds every input to float32 before the trees, as scikit-learn's forests compare. A forest
     gives scikit-learn's probabilities bit for bit when imported by :func:`compile.sklearn_trees.import_sklearn_trees`.
     """
-    core, _ = forest_core(model, round_float32=round_float32, trees_per_block=trees_per_block)
+    core, _ = forest_core(model, round_float32=round_float32, trees_per_block=trees_per_block, isa=isa)
     return fill("iot_forest.c.in", CORE=core)
 
 
 def forest_core(
-    model: treelite.Model, *, round_float32: bool, trees_per_block: int = TREES_PER_BLOCK
+    model: treelite.Model, *, round_float32: bool, trees_per_block: int = TREES_PER_BLOCK, isa: str = "portable"
 ) -> tuple[str, int]:
     """The static C of ``model``'s trees (compile/c/iot_forest_core.c.in filled in: ``predict_rows``, the macros
-    N_FEATURES and N_OUTPUTS), and its number of outputs."""
+    N_FEATURES and N_OUTPUTS), and its number of outputs.
+
+    ``isa="avx2"`` adds the AVX2 bitmask path of :mod:`compile.tree_bitmask` (built with ``-mavx2``, taken at run
+    time when the CPU has AVX2, the same bits as the portable path); models it does not cover raise CompileError."""
+    if isa not in ISAS:
+        raise CompileError(f"isa must be one of {ISAS}, not {isa!r}")
     document = model_header(model)
     if int(document["num_target"][0]) != 1:
         raise CompileError(f"models with {int(document['num_target'][0])} targets are not supported (one only)")
@@ -226,6 +239,12 @@ def forest_core(
         names.append(name)
         head = f"static void {name}(const double *restrict x, double *restrict y) {{"
         blocks.append("\n".join([head, *body, "}", ""]))
+    vector_code, vector_table = "", ""
+    if isa == "avx2":
+        if round_float32:
+            raise CompileError("the AVX2 path does not round inputs to float32 (scikit-learn's forests)")
+        nodes = [tree["nodes"] for tree in trees]
+        vector_code, vector_table = vector_trees(nodes, [target for _, target in entries], emitter.condition)
     base_scores = [float(v) for v in document["base_scores"]]
     if len(base_scores) != n_outputs:
         raise CompileError(f"{len(base_scores)} base scores for {n_outputs} outputs")
@@ -245,6 +264,9 @@ def forest_core(
         TREE_FUNCTIONS="\n".join(functions),
         TREE_BLOCKS="\n".join(blocks),
         BLOCK_NAMES=", ".join(names),
+        AVX2=int(isa == "avx2"),
+        VECTOR_TREES=vector_code,
+        VECTOR_TABLE=vector_table,
     )
     return core, n_outputs
 
@@ -256,15 +278,26 @@ def build_forest_library(
     round_float32: bool,
     compiler: str = "gcc",
     cflags: tuple[str, ...] = CFLAGS,
+    isa: str = "portable",
 ) -> Path:
     """Generate ``model``'s C with :func:`forest_source` and compile it into the shared library ``output``."""
-    return compile_forest_source(forest_source(model, round_float32=round_float32), output, compiler, cflags)
+    source = forest_source(model, round_float32=round_float32, isa=isa)
+    return compile_forest_source(source, output, compiler, cflags, isa=isa)
 
 
 def compile_forest_source(
-    source: str, output: str | os.PathLike, compiler: str = "gcc", cflags: tuple[str, ...] = CFLAGS
+    source: str,
+    output: str | os.PathLike,
+    compiler: str = "gcc",
+    cflags: tuple[str, ...] = CFLAGS,
+    *,
+    isa: str = "portable",
 ) -> Path:
-    """Compile the C of :func:`forest_source` into the shared library ``output``."""
+    """Compile the C of :func:`forest_source` into the shared library ``output`` (``isa`` as the source was made:
+    "avx2" compiles with -mavx2, which enables no FMA; -ffp-contract=off keeps every sum as written)."""
+    if isa not in ISAS:
+        raise CompileError(f"isa must be one of {ISAS}, not {isa!r}")
+    cflags = (*cflags, "-mavx2") if isa == "avx2" else cflags
     with tempfile.TemporaryDirectory() as work:
         (Path(work) / "iot_forest.c").write_text(source)
         # Stripped: a static function per tree and per block fills a symbol table as large as a sixth of the code.

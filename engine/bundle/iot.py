@@ -18,7 +18,7 @@ from pathlib import Path
 
 from compile.binding import NativeModel
 from compile.errors import CompileError
-from compile.tree_codegen import compile_forest_source, forest_source
+from compile.tree_codegen import ISAS, compile_forest_source, forest_source
 from engine.bundle.build_step import Built, run_build_step, tree_model
 from engine.bundle.format import Bundle
 from engine.models.tasks import TASK_BY_NAME
@@ -26,29 +26,42 @@ from engine.models.tasks import TASK_BY_NAME
 __all__ = ["build_iot", "iot_models"]
 
 
-def build_iot(path, *, progress: Callable[[str], None] = print) -> Bundle:
-    """Build the iotengine library of every tree model in the bundle at ``path``; returns the bundle reloaded."""
-    return run_build_step(path, "iot", _iot_library, progress)
+def build_iot(path, *, isa: str = "portable", progress: Callable[[str], None] = print) -> Bundle:
+    """Build the iotengine library of every tree model in the bundle at ``path``; returns the bundle reloaded.
+
+    ``isa="avx2"`` adds the AVX2 path (compile/tree_bitmask.py) to every model it covers; the others are built
+    portable, and each entry records which it got."""
+    if isa not in ISAS:
+        raise CompileError(f"isa must be one of {ISAS}, not {isa!r}")
+    return run_build_step(path, "iot", lambda *args: _iot_library(*args, isa=isa), progress)
 
 
-def _iot_library(bundle: Bundle, set_name: str, task: str, entry: dict) -> Built | str:
+def _iot_library(bundle: Bundle, set_name: str, task: str, entry: dict, *, isa: str) -> Built | str:
     found = tree_model(bundle, entry)
     if isinstance(found, str):
         return found
     (model, round_float32), family = found, entry["family"]
     prefix = f"iot/{set_name}/{task}"
-    source = forest_source(model, round_float32=round_float32)
+    try:
+        source = forest_source(model, round_float32=round_float32, isa=isa)
+        why = ""
+    except CompileError as exc:  # a model the AVX2 path does not cover keeps the portable one
+        if isa == "portable":
+            raise
+        isa, why = "portable", f" (portable: {exc})"
+        source = forest_source(model, round_float32=round_float32)
     with tempfile.TemporaryDirectory() as work:
-        library = compile_forest_source(source, Path(work) / "model.so").read_bytes()
+        library = compile_forest_source(source, Path(work) / "model.so", isa=isa).read_bytes()
     entry = {
         "library": f"{prefix}.so",
         "source": f"{prefix}.c",
         "family": family,
         "round_float32": round_float32,
         "trees": int(model.num_tree),
+        "isa": isa,
     }
     files = {f"{prefix}.so": library, f"{prefix}.c": source.encode()}
-    return Built(entry, f"{family}, {model.num_tree} trees, {len(library):,} bytes", files)
+    return Built(entry, f"{family}, {model.num_tree} trees, {isa}{why}, {len(library):,} bytes", files)
 
 
 def iot_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeModel]:

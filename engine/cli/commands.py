@@ -93,7 +93,7 @@ def _cmd_compile(args) -> int:
 
     started = time.perf_counter()
     compile_bundle(args.bundle)
-    build_iot(args.bundle)
+    build_iot(args.bundle, isa=args.isa)
     export_onnx(args.bundle)
     bundle = build_edge(args.bundle, trees=args.trees)
     built = sum(len(tasks) for tasks in bundle.native_sets.values())

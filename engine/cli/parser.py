@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         "ONNX fp32/int8, build the C edge library",
     )
     compile_.add_argument("--trees", default="iot", choices=EDGE_TREE_FORMS, help=TREES_HELP)
+    compile_.add_argument(
+        "--isa",
+        default="portable",
+        choices=("portable", "avx2"),
+        help="iot libraries: portable C99, or with the AVX2 bitmask path (same bits; slower on this project's "
+        "models, see README)",
+    )
     compile_.set_defaults(command="compile")
 
     export_c = commands.add_parser(

@@ -7,9 +7,12 @@ library. It is itself checked against the fitted estimators (LightGBM's and scik
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
+from engine.bundle.iot import build_iot
 from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.models.tasks import TASK_BY_NAME
 from engine.stream.scorer import StreamScorer
@@ -70,6 +73,21 @@ def test_the_iot_libraries_equal_the_fitted_estimators_bit_for_bit(compiled, hel
         estimator.set_params(**{name: 1 for name in estimator.get_params() if name.endswith("n_jobs")})
     for name, expected in _estimator_scores(estimators, X).items():
         assert np.max(np.abs(got[name] - expected)) == 0.0, (models, name)
+
+
+def test_an_avx2_build_scores_as_the_estimators_bit_for_bit(compiled, chosen_families, held_out, tmp_path):
+    # iotengine compile --isa avx2: boosted models get the AVX2 path, forests (deep, float32 inputs) stay portable.
+    bundle, _, estimators = compiled
+    shutil.copytree(bundle.path, tmp_path / "bundle")
+    built = build_iot(tmp_path / "bundle", isa="avx2", progress=lambda _: None)
+    isas = {task: entry["isa"] for task, entry in built.manifest["iot"]["chosen"].items()}
+    forests = {task for task, family in chosen_families.items() if family in ("random_forest", "extra_trees")}
+    assert isas == {task: "portable" if task in forests else "avx2" for task in chosen_families}
+    got = built.predict(held_out, backend="iot")
+    for estimator in estimators.values():
+        estimator.set_params(**{name: 1 for name in estimator.get_params() if name.endswith("n_jobs")})
+    for name, expected in _estimator_scores(estimators, built.inputs(held_out)).items():
+        assert np.max(np.abs(got[name] - expected)) == 0.0, name
 
 
 def test_the_reference_equals_the_fitted_estimators(compiled, held_out):

@@ -157,3 +157,16 @@ def test_features_command(real_sample_path, tmp_path, capsys):
     expected = compute_features(real_sample_path, utc_offset_minutes=60)
     np.testing.assert_array_equal(table.column("hour").to_numpy(), expected[:, FEATURE_NAMES.index("hour")])
     assert "wrote 67 features of 2,231 rows" in capsys.readouterr().out
+
+
+def test_the_parsers_choices_are_the_compilers():
+    # The parser keeps its choices as plain names (it must not import the compilers); they are the compilers' own.
+    from compile.edge_models import TREE_FORMS
+    from compile.tree_codegen import ISAS
+    from engine.bundle.choices import EDGE_TREE_FORMS
+    from engine.cli.parser import build_parser
+
+    assert set(EDGE_TREE_FORMS) == set(TREE_FORMS)
+    compile_parser = build_parser()._subparsers._group_actions[0].choices["compile"]
+    isa = next(action for action in compile_parser._actions if action.dest == "isa")
+    assert tuple(isa.choices) == ISAS

@@ -160,3 +160,38 @@ def test_the_single_row_entry_gives_the_batch_bits(multiclass_model):
         model.predict_row(rows[0, :3])
     with pytest.raises(CompileError, match="threads must be >= 1"):
         model.predict(rows, threads=0)
+
+
+@settings(max_examples=8)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    objective=st.sampled_from(["binary", "multiclass", "regression"]),
+    leaves=st.integers(2, 64),
+    rounds=st.integers(1, 30),
+    n_rows=st.integers(1, 1_000),
+)
+def test_the_avx2_path_gives_lightgbms_bits(tmp_path_factory, seed, objective, leaves, rounds, n_rows):
+    """The bitmask path over 4 rows at a time (row counts that are not multiples of 4 end on the scalar path):
+    categorical splits, NaN, unseen and negative categories, rows on thresholds, as the portable path."""
+    booster, test = random_lightgbm(np.random.default_rng(seed), objective, leaves, rounds, on_thresholds)
+    folder = tmp_path_factory.mktemp("avx2")
+    library = build_forest_library(treelite.frontend.from_lightgbm(booster), folder / "f.so", round_float32=False,
+                                   isa="avx2")  # fmt: skip
+    assert "#define IOT_AVX2 1" in forest_source(treelite.frontend.from_lightgbm(booster), round_float32=False,
+                                                  isa="avx2")  # fmt: skip
+    model = NativeModel(library, hashlib.sha256(library.read_bytes()).hexdigest(), objective)
+    assert_equals_lightgbm(model, booster, test[:n_rows])
+
+
+def test_the_avx2_path_says_what_it_does_not_cover(tmp_path):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(500, 3))
+    forest = RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0, n_jobs=1).fit(X, X[:, 0] > 0)
+    with pytest.raises(CompileError, match="does not round inputs to float32"):
+        forest_source(import_sklearn_trees(forest), round_float32=True, isa="avx2")
+    deep = lgb.train({"objective": "regression", "num_leaves": 80, "min_data_in_leaf": 1, "verbose": -1},
+                     lgb.Dataset(X, X[:, 0] + X[:, 1] * X[:, 2]), 1)  # fmt: skip
+    with pytest.raises(CompileError, match="tree 0 has 80 leaves; the AVX2 path holds 64"):
+        forest_source(treelite.frontend.from_lightgbm(deep), round_float32=False, isa="avx2")
+    with pytest.raises(CompileError, match="isa must be one of"):
+        forest_source(treelite.frontend.from_lightgbm(deep), round_float32=False, isa="neon")
