@@ -90,8 +90,9 @@ def build_artifacts(
     partial.replace(text)
     out.sizes["lightgbm_text"] = text.stat().st_size
 
+    needs_model = prebuilt is None or prebuilt.iot_library is None
+    model = treelite_model(text.read_bytes(), "lightgbm") if needs_model else None
     if prebuilt is None:
-        model = treelite_model(text.read_bytes(), "lightgbm")
         sources = generate_sources(model, folder / "tl2cgen", round_float32=False)
         library = build_library(sources, folder / "tl2cgen.so")
         source_bytes = sum((sources.directory / f).stat().st_size for f in sources.files)
@@ -119,8 +120,8 @@ def build_artifacts(
     out.native["uint8"] = _load(uint8_library, kind)
 
     iot_library = folder / "iot.so"
-    if prebuilt is None or prebuilt.iot_library is None:
-        source = forest_source(treelite_model(text.read_bytes(), "lightgbm"), round_float32=False)
+    if needs_model:
+        source = forest_source(model, round_float32=False)
         (folder / "iot.c").write_text(source)
         compile_forest_source(source, iot_library)
     else:

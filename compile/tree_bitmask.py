@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from compile.errors import CompileError
 from compile.templates import c_double
+from compile.treelite_fields import leaves_under
 
 __all__ = ["MAX_LEAVES", "vector_trees"]
 
@@ -28,17 +29,6 @@ _GO_RIGHT = {
     (">=", True): "_CMP_LT_OQ", (">=", False): "_CMP_NGE_UQ",
     (">", True): "_CMP_LE_OQ", (">", False): "_CMP_NGT_UQ",
 }  # fmt: skip
-
-
-def _leaves_under(nodes: dict[int, dict], node_id: int, found: dict[int, list[int]]) -> list[int]:
-    node = nodes[node_id]
-    if "leaf_value" in node:
-        leaves = [node_id]
-    else:
-        left = _leaves_under(nodes, int(node["left_child"]), found)
-        leaves = left + _leaves_under(nodes, int(node["right_child"]), found)
-    found[node_id] = leaves
-    return leaves
 
 
 def _go_right(node: dict, condition: Callable[[dict], str]) -> str:
@@ -63,8 +53,8 @@ def vector_trees(trees: list[list[dict]], targets: list[int], condition: Callabl
     functions, entries = [], []
     for index, (tree, target) in enumerate(zip(trees, targets, strict=True)):
         nodes = {int(node["node_id"]): node for node in tree}
-        under: dict[int, list[int]] = {}
-        order = _leaves_under(nodes, 0, under)
+        under = leaves_under(nodes)
+        order = under[0]
         if len(order) > MAX_LEAVES:
             raise CompileError(f"tree {index} has {len(order)} leaves; the AVX2 path holds {MAX_LEAVES}")
         if target < 0 or any(isinstance(nodes[leaf]["leaf_value"], list) for leaf in order):

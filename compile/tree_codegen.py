@@ -44,7 +44,7 @@ from compile.native import CFLAGS, build_library
 from compile.templates import c_double, fill
 from compile.tl2cgen_source import NativeSources
 from compile.tree_bitmask import vector_trees
-from compile.treelite_fields import model_header, tree_nodes
+from compile.treelite_fields import leaves_under, model_header, tree_nodes
 
 __all__ = [
     "FLAT_LEAVES",
@@ -124,18 +124,14 @@ class _Emitter:
         return [f"{indent}v[{k}] = {c_double(value)};" for k, value in enumerate(values)] + [f"{indent}return 0.0;"]
 
     def tree(self, tree: dict, name: str) -> tuple[str, int]:
-        """The C function of one tree over a block of rows, and how many values its leaves hold."""
+        """The C function of one tree (one row: its leaf value, or a forest's values into ``v``), and how many
+        values its leaves hold."""
         nodes = {int(node["node_id"]): node for node in tree["nodes"]}
         widths = {len(self.leaf_values(n)) for n in nodes.values() if "leaf_value" in n}
         if len(widths) != 1:
             raise CompileError(f"{name}: its leaves hold different numbers of values {sorted(widths)}")
         lines: list[str] = []
-
-        def leaves_of(node_id: int) -> list[int]:
-            node = nodes[node_id]
-            if "leaf_value" in node:
-                return [node_id]
-            return leaves_of(int(node["left_child"])) + leaves_of(int(node["right_child"]))
+        under = leaves_under(nodes)
 
         def index_of(node_id: int, offset: int) -> str:
             node = nodes[node_id]
@@ -143,7 +139,7 @@ class _Emitter:
                 return str(offset)
             left, right = int(node["left_child"]), int(node["right_child"])
             go_left = index_of(left, offset)
-            go_right = index_of(right, offset + len(leaves_of(left)))
+            go_right = index_of(right, offset + len(under[left]))
             if go_left.isdigit() and go_right.isdigit() and int(go_right) == int(go_left) + 1:
                 return f"{go_right} - ({self.condition(node)})"
             return f"(((-(int)({self.condition(node)})) & (({go_left}) ^ ({go_right}))) ^ ({go_right}))"
@@ -153,7 +149,7 @@ class _Emitter:
             if "leaf_value" in node:
                 lines.extend(self.stores(self.leaf_values(node), indent))
                 return
-            leaves = leaves_of(node_id)
+            leaves = under[node_id]
             if len(leaves) <= FLAT_LEAVES:
                 # A small subtree: every test is evaluated and the leaf index computed without a branch.
                 table = f"{name}_{node_id}"

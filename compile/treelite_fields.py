@@ -7,6 +7,8 @@ field accessors in the shape of its JSON dump (which writes an infinite threshol
 >>> model = treelite.frontend.from_lightgbm(booster)
 >>> [node["node_type"] for node in tree_nodes(model, 0)][:2], int(model_header(model)["num_feature"][0])
 (['numerical_test_node', 'numerical_test_node'], 2)
+>>> leaves_under({0: {"left_child": 1, "right_child": 2}, 1: {"leaf_value": 0.5}, 2: {"leaf_value": 1.5}})[0]
+[1, 2]
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import treelite
 
 from compile.errors import CompileError
 
-__all__ = ["model_header", "tree_nodes"]
+__all__ = ["leaves_under", "model_header", "tree_nodes"]
 
 # treelite's enums (include/treelite/enum/operator.h, tree_node_type.h)
 _OPERATORS = {2: "<", 3: "<=", 4: ">", 5: ">="}
@@ -71,3 +73,21 @@ def tree_nodes(model: treelite.Model, index: int) -> list[dict]:
                 )
         nodes.append(node)
     return nodes
+
+
+def leaves_under(nodes: dict[int, dict]) -> dict[int, list[int]]:
+    """Node id -> the ids of the leaves under it, left to right, for every node of a tree (``nodes`` by id, the
+    root 0), in one walk."""
+    under: dict[int, list[int]] = {}
+
+    def walk(node_id: int) -> list[int]:
+        node = nodes[node_id]
+        if "leaf_value" in node:
+            leaves = [node_id]
+        else:
+            leaves = walk(int(node["left_child"])) + walk(int(node["right_child"]))
+        under[node_id] = leaves
+        return leaves
+
+    walk(0)
+    return under

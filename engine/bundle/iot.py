@@ -6,8 +6,9 @@ For each task, the chosen model (when it is a tree ensemble) and the task's Ligh
     iot/<set>/<task>.c       the generated C it was built from
 
 listed with their sha256 in ``bundle.json``; the ``iot`` section records, per set and task, the library, the
-source, the model family and whether inputs are rounded to float32. :func:`iot_models` opens them, each checked
-against its hash before it is loaded; ``Bundle.predict(backend="iot")`` scores with them.
+source, the model family, whether inputs are rounded to float32 and the path built (``isa``: portable or avx2).
+:func:`iot_models` opens them, each checked against its hash before it is loaded; ``Bundle.predict(backend="iot")``
+scores with them.
 """
 
 from __future__ import annotations
