@@ -27,7 +27,17 @@ from compile.errors import CompileError, InvalidInputError
 from compile.templates import c_source
 from kernels.names import FAILURE_TYPES
 
-__all__ = ["ABI", "IOT_EINVAL", "IOT_LATE", "IOT_OK", "SCORES_DTYPE", "STATUS", "EdgeLibrary", "abi_declarations"]
+__all__ = [
+    "ABI",
+    "IOT_EINVAL",
+    "IOT_LATE",
+    "IOT_OK",
+    "SCORES_DTYPE",
+    "STATUS",
+    "EdgeLibrary",
+    "SingleScorer",
+    "abi_declarations",
+]
 
 HEADER = "iotengine.h.in"
 _BEGIN, _END = "/* IOT_ABI_BEGIN */", "/* IOT_ABI_END */"
@@ -173,31 +183,52 @@ class EdgeLibrary:
         if rc != IOT_OK:
             raise CompileError(f"{self.path.name}: iot_score_many: {self.status_str(rc)}")
 
-    def single_scorer(self):
-        """A reusable single-sample call: ``call(states, k, timestamp_s, sensors, status)`` returns
-        ``(code, scores)`` with ``scores`` a cffi ``iot_scores`` struct (valid until the next call). It keeps its
-        own input and output buffers and reuses the states' address until the buffer changes: the
-        lowest-overhead way to score one sample from Python."""
-        ffi, lib = self.ffi, self.lib
-        sensors = ffi.new("double[5]")
-        out = ffi.new("iot_scores *")
-        cached = {"buffer": None, "pointer": None}
+    def single_scorer(self) -> SingleScorer:
+        """A reusable ``iot_score`` of one sample: see :class:`SingleScorer`."""
+        return SingleScorer(self)
 
-        def call(states: np.ndarray, k: int, timestamp_s: int, values, status: int):
-            if cached["buffer"] is not states:
-                self._row(states, 0)  # checks dtype, layout and contiguity once per buffer
-                cached["buffer"] = states
-                cached["pointer"] = ffi.cast("iot_state *", ffi.from_buffer(states))
-            if not 0 <= k < states.shape[0]:
-                raise IndexError(f"state {k} is outside the buffer of {states.shape[0]}")
-            sensors[0:5] = values
-            return lib.iot_score(cached["pointer"] + k, timestamp_s, sensors, status, out), out
-
-        return call
-
-    def _row(self, states: np.ndarray, k: int):
+    def check_states(self, states: np.ndarray) -> None:
+        """InvalidInputError unless ``states`` is a buffer of states as :meth:`new_states` makes them."""
         if not (states.flags.c_contiguous and states.dtype == np.int64 and states.shape[1] * 8 == self.state_size):
             raise InvalidInputError(f"states must be a C-contiguous int64 buffer of {self.state_size} bytes per row")
+
+    def _row(self, states: np.ndarray, k: int):
+        self.check_states(states)
         if not 0 <= k < states.shape[0]:
             raise IndexError(f"state {k} is outside the buffer of {states.shape[0]}")
         return self.ffi.cast("iot_state *", self.ffi.from_buffer(states[k]))
+
+
+class SingleScorer:
+    """``iot_score`` of one sample from Python at the lowest overhead.
+
+    :meth:`bind` takes the state buffer's address once (and again whenever the caller replaces the buffer); the
+    scores land in one :data:`SCORES_DTYPE` record, and :meth:`__call__` returns them as one tuple of Python
+    values, in the record's field order, with the probabilities as a new array.
+    """
+
+    def __init__(self, library: EdgeLibrary):
+        self._library = library
+        self._score = library.lib.iot_score
+        self._out = np.zeros(1, dtype=SCORES_DTYPE)
+        self._out_pointer = library.ffi.cast("iot_scores *", library.ffi.from_buffer(self._out))
+        self._proba = SCORES_DTYPE.names.index("failure_proba")
+        self._states = None
+        self._pointers: list = []
+
+    def bind(self, states: np.ndarray) -> None:
+        """Score into the rows of ``states`` (as :meth:`EdgeLibrary.new_states` makes them) from now on."""
+        self._library.check_states(states)
+        self._states = states  # kept alive as long as the pointers are used
+        base = self._library.ffi.cast("iot_state *", self._library.ffi.from_buffer(states))
+        self._pointers = [base + k for k in range(states.shape[0])]  # a list lookup is cheaper than base + k
+
+    def __call__(self, k: int, timestamp_s: int, sensors: list[float], status: int) -> tuple[int, list]:
+        """``(code, fields)`` of one sample on state row ``k``: ``sensors`` is a list of 5 floats; ``fields`` the
+        scores in the order of :data:`SCORES_DTYPE`'s names."""
+        if k < 0:
+            raise IndexError(f"state {k} is outside the buffer of {len(self._pointers)}")
+        code = self._score(self._pointers[k], timestamp_s, sensors, status, self._out_pointer)
+        fields = list(self._out.item())
+        fields[self._proba] = fields[self._proba].copy()  # item() gives a view of the record's subarray
+        return code, fields

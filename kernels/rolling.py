@@ -26,6 +26,14 @@ def window_mean_std(fstate, slot, base, count):
     n = min(count, WINDOW)
     if n == 0:
         return math.nan, math.nan
+    if n == WINDOW:  # the usual case: the constant length lets the compiler unroll the loops (same sums, same order)
+        return ring_mean_std(fstate, slot, base, WINDOW)
+    return ring_mean_std(fstate, slot, base, n)
+
+
+@jit_inline
+def ring_mean_std(fstate, slot, base, n):
+    """Mean and population std of the first ``n`` values of the ring, taken around the first one."""
     shift = fstate[slot, base + F_RING]
     total = 0.0
     for k in range(n):

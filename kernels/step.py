@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from kernels import calendar, expanding, rolling
-from kernels.config import jit
+from kernels.config import JIT_OPTIONS, jit, jit_inline
 from kernels.names import (
     DEVIATION_AT,
     DIFF_AT,
@@ -44,9 +46,24 @@ ACCEPTED = 0
 LATE = 1
 
 
-@jit
-def step(fstate, istate, slot, timestamp_s, x, offset_s, out):
-    """Update machine ``slot`` with one sample and write its 67 features into ``out``.
+def sensor_value(x, row, s):
+    """Sensor ``s`` of sample ``row`` of ``x``, whichever of the three forms the caller holds (see below)."""
+    raise NotImplementedError("only callable from jitted code")
+
+
+@overload(sensor_value, inline="always", jit_options=JIT_OPTIONS)
+def _sensor_value_of(x, row, s):
+    # Rows (n, 5), or five scalars, so that a single sample from Python allocates nothing.
+    if isinstance(x, types.Array):
+        return lambda x, row, s: x[row, s]
+    if isinstance(x, types.UniTuple) and isinstance(x.dtype, types.Float):
+        return lambda x, row, s: x[s]
+    return None
+
+
+@jit_inline
+def step(fstate, istate, slot, timestamp_s, x, xi, offset_s, out, oi):
+    """Update machine ``slot`` with one sample and write its 67 features into row ``oi`` of ``out``.
 
     Parameters
     ----------
@@ -55,11 +72,12 @@ def step(fstate, istate, slot, timestamp_s, x, offset_s, out):
     slot : int
     timestamp_s : int
         Seconds since the epoch, UTC.
-    x : ndarray of shape (5,)
-        The sensors; NaN or infinite = missing.
+    x : ndarray of shape (n, 5), or tuple of five ndarrays of shape (n,)
+        The sensors (row ``xi``), as rows or as the table's own columns; NaN or infinite = missing.
     offset_s : int
         Fixed offset added to the timestamp for the calendar features.
-    out : ndarray of shape (67,)
+    out : ndarray of shape (m, 67), any layout, float64 or float32
+        Each feature is computed in float64 and rounded once when stored.
 
     Returns
     -------
@@ -69,15 +87,16 @@ def step(fstate, istate, slot, timestamp_s, x, offset_s, out):
     """
     if istate[slot, I_SAMPLES] > 0 and timestamp_s < istate[slot, I_LAST_TS]:
         for j in range(N_FEATURES):
-            out[j] = math.nan
+            out[oi, j] = math.nan
         return LATE
     istate[slot, I_SAMPLES] += 1
     istate[slot, I_LAST_TS] = timestamp_s
 
     deviation_slot = 0
+    temperature = vibration = humidity = pressure = energy = math.nan
     for s in range(N_SENSORS):
         base = s * F_PER_SENSOR
-        value = x[s]
+        value = sensor_value(x, xi, s)
         count_before = istate[slot, I_COUNT + s]
         missing = not math.isfinite(value)
         if missing:
@@ -104,45 +123,56 @@ def step(fstate, istate, slot, timestamp_s, x, offset_s, out):
                 if count_before == 0 or value > fstate[slot, F_TEMP_MAX]:
                     fstate[slot, F_TEMP_MAX] = value
 
-        out[RAW_AT + s] = value
+        out[oi, RAW_AT + s] = value
+        if s == 0:
+            temperature = value
+        elif s == 1:
+            vibration = value
+        elif s == 2:
+            humidity = value
+        elif s == 3:
+            pressure = value
+        else:
+            energy = value
         if missing:
-            out[TRANSFORM_AT + 3 * s] = math.nan
-            out[TRANSFORM_AT + 3 * s + 1] = math.nan
-            out[TRANSFORM_AT + 3 * s + 2] = math.nan
+            out[oi, TRANSFORM_AT + 3 * s] = math.nan
+            out[oi, TRANSFORM_AT + 3 * s + 1] = math.nan
+            out[oi, TRANSFORM_AT + 3 * s + 2] = math.nan
         else:
             clipped = max(value, 0.0)
-            out[TRANSFORM_AT + 3 * s] = value * value
-            out[TRANSFORM_AT + 3 * s + 1] = math.sqrt(clipped)
-            out[TRANSFORM_AT + 3 * s + 2] = math.log1p(clipped)
-        out[ZSCORE_AT + s] = zscore
-        out[ROLLING_AT + 3 * s] = roll_mean
-        out[ROLLING_AT + 3 * s + 1] = roll_std
-        out[ROLLING_AT + 3 * s + 2] = ewm
-        out[DIFF_AT + s] = diff
+            out[oi, TRANSFORM_AT + 3 * s] = value * value
+            out[oi, TRANSFORM_AT + 3 * s + 1] = math.sqrt(clipped)
+            out[oi, TRANSFORM_AT + 3 * s + 2] = math.log1p(clipped)
+        out[oi, ZSCORE_AT + s] = zscore
+        out[oi, ROLLING_AT + 3 * s] = roll_mean
+        out[oi, ROLLING_AT + 3 * s + 1] = roll_std
+        out[oi, ROLLING_AT + 3 * s + 2] = ewm
+        out[oi, DIFF_AT + s] = diff
         if s == 0 or s == 1 or s == 3:  # DEVIATION_SENSORS: temperature, vibration, pressure
             deviation = abs(value - roll_mean)  # NaN when the value is missing
-            out[DEVIATION_AT + 2 * deviation_slot] = deviation
-            out[DEVIATION_AT + 2 * deviation_slot + 1] = deviation / (roll_std + EPS)
+            out[oi, DEVIATION_AT + 2 * deviation_slot] = deviation
+            out[oi, DEVIATION_AT + 2 * deviation_slot + 1] = deviation / (roll_std + EPS)
             deviation_slot += 1
         if s == TEMPERATURE:
-            out[TEMP_MACHINE_AT] = machine_mean
-            out[TEMP_MACHINE_AT + 1] = machine_std
+            out[oi, TEMP_MACHINE_AT] = machine_mean
+            out[oi, TEMP_MACHINE_AT + 1] = machine_std
             if count > 0:
                 low = fstate[slot, F_TEMP_MIN]
                 high = fstate[slot, F_TEMP_MAX]
-                out[TEMP_MACHINE_AT + 2] = low
-                out[TEMP_MACHINE_AT + 3] = high
-                out[TEMP_MACHINE_AT + 4] = high - low
+                out[oi, TEMP_MACHINE_AT + 2] = low
+                out[oi, TEMP_MACHINE_AT + 3] = high
+                out[oi, TEMP_MACHINE_AT + 4] = high - low
             else:
-                out[TEMP_MACHINE_AT + 2] = math.nan
-                out[TEMP_MACHINE_AT + 3] = math.nan
-                out[TEMP_MACHINE_AT + 4] = math.nan
+                out[oi, TEMP_MACHINE_AT + 2] = math.nan
+                out[oi, TEMP_MACHINE_AT + 3] = math.nan
+                out[oi, TEMP_MACHINE_AT + 4] = math.nan
 
-    # Interactions read the raw values just written, so a missing factor gives NaN.
-    out[INTERACTION_AT] = out[RAW_AT] * out[RAW_AT + 1]
-    out[INTERACTION_AT + 1] = out[RAW_AT + 2] * out[RAW_AT + 3]
-    out[INTERACTION_AT + 2] = out[RAW_AT + 4] * out[RAW_AT]
-    calendar.write_calendar(timestamp_s, offset_s, out, TIME_AT)
+    # Interactions of the raw values (NaN when missing, so a missing factor gives NaN), taken in float64
+    # before any rounding of the output.
+    out[oi, INTERACTION_AT] = temperature * vibration
+    out[oi, INTERACTION_AT + 1] = humidity * pressure
+    out[oi, INTERACTION_AT + 2] = energy * temperature
+    calendar.write_calendar(timestamp_s, offset_s, out, oi, TIME_AT)
     return ACCEPTED
 
 
@@ -151,20 +181,60 @@ def drive(fstate, istate, order, slots, timestamps, sensors, offset_s, out, stat
     """Run :func:`step` over rows ``order[0], order[1], ...``; row ``i`` writes ``out[i]`` and ``status[i]``."""
     for k in range(order.shape[0]):
         i = order[k]
-        status[i] = step(fstate, istate, slots[i], timestamps[i], sensors[i], offset_s, out[i])
+        status[i] = step(fstate, istate, slots[i], timestamps[i], sensors, i, offset_s, out, i)
+
+
+@jit
+def drive_part(fstate, istate, order, slots, timestamps, columns, offset_s, out, status, owner, part):
+    """:func:`drive` over the table's five sensor ``columns`` (a tuple of (n,) arrays, not copied), for the rows
+    of the machines ``owner`` gives to ``part`` (``owner[slot] == part``); ``out`` may be float64 or float32.
+    ``status`` must start at zero: only late rows are written.
+
+    Threads that run disjoint parts share no state and write disjoint rows, so together they give the bits of
+    one :func:`drive` over every row, in any interleaving.
+    """
+    temperature, vibration, humidity, pressure, energy = columns
+    x = np.empty((1, N_SENSORS))
+    for k in range(order.shape[0]):
+        i = order[k]
+        slot = slots[i]
+        if owner[slot] == part:
+            x[0, 0] = temperature[i]
+            x[0, 1] = vibration[i]
+            x[0, 2] = humidity[i]
+            x[0, 3] = pressure[i]
+            x[0, 4] = energy[i]
+            # status is written only for a late sample: rows of other threads share its cache lines
+            if step(fstate, istate, slot, timestamps[i], x, 0, offset_s, out, i) != ACCEPTED:
+                status[i] = LATE
 
 
 @jit
 def step_one(fstate, istate, slot, timestamp_s, t, v, h, p, e, offset_s, out):
-    """:func:`step` for five sensor scalars: the lowest-overhead call from Python.
+    """:func:`step` for five sensor scalars: the lowest-overhead call from Python (see :func:`step_one_direct`).
 
     ``out`` is allocated by the caller: returning an array Numba allocated costs more to box than the
     whole step.
     """
-    x = np.empty(N_SENSORS)
-    x[0] = t
-    x[1] = v
-    x[2] = h
-    x[3] = p
-    x[4] = e
-    return step(fstate, istate, slot, timestamp_s, x, offset_s, out)
+    return step(fstate, istate, slot, timestamp_s, (t, v, h, p, e), 0, offset_s, out.reshape((1, N_FEATURES)), 0)
+
+
+STEP_ONE_SIGNATURE = (
+    types.float64[:, ::1],
+    types.int64[:, ::1],
+    types.int64,
+    types.int64,
+    *([types.float64] * N_SENSORS),
+    types.int64,
+    types.float64[::1],
+)
+
+
+def step_one_direct():
+    """:func:`step_one` compiled for :data:`STEP_ONE_SIGNATURE`, as the function Numba's dispatcher would call.
+
+    Calling it skips the dispatcher's typing of eleven arguments (a third of a call from Python). It converts
+    each argument to its type, so the caller checks first what a conversion would hide (an integer timestamp);
+    an int beyond int64 raises OverflowError before anything runs.
+    """
+    return step_one.compile(STEP_ONE_SIGNATURE)

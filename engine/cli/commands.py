@@ -157,7 +157,8 @@ def _cmd_features(args) -> int:
     started = time.perf_counter()
     table, report = load_telemetry_with_report(args.data)
     print(report)
-    path = write_features(table, args.out, args.utc_offset_minutes)
+    dtype = "float32" if args.float32 else "float64"
+    path = write_features(table, args.out, args.utc_offset_minutes, threads=args.threads, dtype=dtype)
     print(f"wrote 67 features of {table.num_rows:,} rows to {path} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument(
         "--utc-offset-minutes", type=utc_offset, default=0, help="local time offset of the hour/day features"
     )
+    features.add_argument(
+        "--threads", type=positive_int, default=None, help="threads of the feature kernel (default: all cores)"
+    )
+    features.add_argument(
+        "--float32", action="store_true", help="store the features as float32 (computed in float64, rounded once)"
+    )
     features.set_defaults(command="features")
 
     train = commands.add_parser(

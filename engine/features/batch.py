@@ -3,8 +3,9 @@
 Both paths run the same Numba kernel (:func:`kernels.step.step`) over the same per-machine state, so for the
 same samples they give the same bits:
 
-- :func:`compute_features` (batch): orders each machine's samples by timestamp (stably, so equal timestamps
-  keep their input order), runs the kernel, and returns rows in the input order.
+- :func:`compute_features` (batch): runs the kernel over each machine's samples in time order (when they are not
+  already, it orders them, stably, so equal timestamps keep their input order), on all cores, and returns rows in
+  the input order (:mod:`engine.features.batch_driver`).
 - :class:`FeatureStream` (streaming): samples in arrival order; a sample older than its machine's last
   accepted one is late and is rejected, never applied.
 - :class:`FeatureTransformer`: the batch path as a scikit-learn transformer.
@@ -38,10 +39,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from engine.data.loading import load_telemetry
 from engine.data.schema import SENSORS
-from engine.features.inputs import offset_seconds, telemetry_columns
-from kernels.names import FEATURE_NAMES, N_FEATURES
-from kernels.state import allocate
-from kernels.step import drive
+from engine.features.batch_driver import run_features
+from engine.features.inputs import offset_seconds
+from kernels.names import FEATURE_NAMES
 
 __all__ = [
     "FEATURE_NAMES",
@@ -53,19 +53,31 @@ __all__ = [
 ]
 
 
-def compute_features(table, *, utc_offset_minutes: int = 0) -> np.ndarray:
+def compute_features(
+    table, *, utc_offset_minutes: int = 0, threads: int | None = None, dtype=np.float64, out: np.ndarray | None = None
+) -> np.ndarray:
     """The 67 features of every row of a telemetry table (the batch path).
 
     Parameters
     ----------
     table : pyarrow.Table, pandas.DataFrame or path
-        Telemetry, loaded and validated by :func:`engine.data.loading.load_telemetry`.
+        Telemetry, loaded and validated by :func:`engine.data.loading.load_telemetry`. A table already in
+        :data:`engine.data.schema.TELEMETRY_SCHEMA` is checked without a copy and its columns are read in place.
     utc_offset_minutes : int, default=0
         Fixed offset of the local time used by the hour and day features.
+    threads : int, optional
+        The most threads to run the kernel on, machines split between them; default: all cores. The result has
+        the same bits for any count.
+    dtype : float64 or float32, default=float64
+        Every feature is computed in float64; float32 rounds each once as it is stored (half the memory for
+        training sets).
+    out : ndarray of shape (n_rows, 67), optional
+        A C-contiguous array of ``dtype`` to write into (and return), so that a backfill that runs chunk after
+        chunk reuses one buffer.
 
     Returns
     -------
-    ndarray of shape (n_rows, 67), float64
+    ndarray of shape (n_rows, 67)
         Row ``i`` holds the features of input row ``i``; columns follow :data:`FEATURE_NAMES`.
 
     Examples
@@ -74,34 +86,33 @@ def compute_features(table, *, utc_offset_minutes: int = 0) -> np.ndarray:
     >>> X = compute_features(generate(1_000, seed=0))
     >>> X.shape, X.dtype
     ((1000, 67), dtype('float64'))
+    >>> bool((compute_features(generate(1_000, seed=0), threads=1, dtype="float32") == X.astype("float32")).all())
+    True
     """
-    return features_of_valid_table(load_telemetry(table), utc_offset_minutes)
+    return features_of_valid_table(load_telemetry(table), utc_offset_minutes, threads=threads, dtype=dtype, out=out)
 
 
-def features_of_valid_table(table: pa.Table, utc_offset_minutes: int) -> np.ndarray:
-    machine_ids, timestamps, sensors = telemetry_columns(table)
-    offset_s = offset_seconds(utc_offset_minutes)
-    _, slots = np.unique(machine_ids, return_inverse=True)
-    slots = slots.astype(np.int64)
-    # By machine, then by time; np.lexsort is stable, so equal timestamps keep the input order.
-    order = np.lexsort((timestamps, slots)).astype(np.int64)
-    fstate, istate = allocate(int(slots.max()) + 1 if slots.size else 0)
-    out = np.empty((table.num_rows, N_FEATURES))
-    status = np.zeros(table.num_rows, dtype=np.int8)
-    drive(fstate, istate, order, slots, timestamps, sensors, offset_s, out, status)
-    assert not status.any(), "sorted samples cannot be late"
-    return out
+def features_of_valid_table(
+    table: pa.Table, utc_offset_minutes: int, *, threads: int | None = None, dtype=np.float64, out=None
+) -> np.ndarray:
+    """:func:`compute_features` of a table :func:`load_telemetry` has already returned."""
+    return run_features(table, offset_seconds(utc_offset_minutes), threads=threads, dtype=dtype, out=out)
 
 
-def features_table(table, *, utc_offset_minutes: int = 0) -> pa.Table:
-    """Telemetry identifiers and labels with the 67 features as columns (what ``iotengine features`` writes)."""
+def features_table(table, *, utc_offset_minutes: int = 0, threads: int | None = None, dtype=np.float64) -> pa.Table:
+    """Telemetry identifiers and labels with the 67 features as columns (what ``iotengine features`` writes).
+
+    The identifier and label columns are the input's own buffers; the kernel writes the features a column at a
+    time into one block whose rows become the Arrow columns, without a copy.
+    """
     table = load_telemetry(table)
-    features = features_of_valid_table(table, utc_offset_minutes)
+    offset_s = offset_seconds(utc_offset_minutes)
+    by_feature = run_features(table, offset_s, threads=threads, dtype=dtype, by_feature=True)
     keep = ["timestamp", "machine_id", "machine_status"]
     keep += [c for c in table.column_names if c not in keep and c not in SENSORS]
     columns = {name: table.column(name) for name in keep}
     for j, name in enumerate(FEATURE_NAMES):
-        columns[name] = pa.array(features[:, j])
+        columns[name] = pa.array(by_feature[j])
     return pa.table(columns)
 
 
@@ -111,6 +122,9 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     utc_offset_minutes : int, default=0
+    threads : int, optional
+        As :func:`compute_features`: default all cores, the same bits for any count.
+    dtype : {"float64", "float32"}, default="float64"
 
     Examples
     --------
@@ -122,15 +136,17 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
     array(['temperature', 'vibration'], dtype=object)
     """
 
-    def __init__(self, utc_offset_minutes: int = 0):
+    def __init__(self, utc_offset_minutes: int = 0, threads: int | None = None, dtype: str = "float64"):
         self.utc_offset_minutes = utc_offset_minutes
+        self.threads = threads
+        self.dtype = dtype
 
     def fit(self, X=None, y=None):
         return self
 
     def transform(self, X) -> np.ndarray:
         """Features of telemetry ``X`` (a table, DataFrame or path), shape (n_rows, 67)."""
-        return compute_features(X, utc_offset_minutes=self.utc_offset_minutes)
+        return compute_features(X, utc_offset_minutes=self.utc_offset_minutes, threads=self.threads, dtype=self.dtype)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(FEATURE_NAMES, dtype=object)
@@ -141,9 +157,10 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
-def write_features(table, path, utc_offset_minutes: int = 0) -> Path:
+def write_features(table, path, utc_offset_minutes: int = 0, *, threads=None, dtype=np.float64) -> Path:
     """The 67 features of a telemetry table, with ids, timestamps and labels, as Parquet."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(features_table(table, utc_offset_minutes=utc_offset_minutes), path, compression="zstd")
+    features = features_table(table, utc_offset_minutes=utc_offset_minutes, threads=threads, dtype=dtype)
+    pq.write_table(features, path, compression="zstd")
     return path

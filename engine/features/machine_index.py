@@ -20,6 +20,8 @@ class MachineIndex:
     def __init__(self):
         self.ids: list[int] = []
         self._slot_of: dict[int, int] = {}
+        self._sorted_ids = np.empty(0, dtype=np.int64)  # self.ids sorted, and their slots: batch lookups
+        self._sorted_slots = np.empty(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -35,6 +37,10 @@ class MachineIndex:
                 return np.array([self._slot_of[m] for m in ids.tolist()], dtype=np.int64)
             except KeyError:
                 pass
+        elif self._sorted_ids.shape[0]:  # a batch of machines seen before: a binary search each, no sort
+            at = np.minimum(np.searchsorted(self._sorted_ids, ids), self._sorted_ids.shape[0] - 1)
+            if np.array_equal(self._sorted_ids[at], ids):
+                return self._sorted_slots[at]
         unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
         unique_slots = np.empty(unique.shape[0], dtype=np.int64)
         for k in np.argsort(first, kind="stable"):
@@ -45,4 +51,7 @@ class MachineIndex:
                 self.ids.append(machine)
                 self._slot_of[machine] = slot
             unique_slots[k] = slot
+        order = np.argsort(np.asarray(self.ids, dtype=np.int64), kind="stable")
+        self._sorted_ids = np.asarray(self.ids, dtype=np.int64)[order]
+        self._sorted_slots = order.astype(np.int64)
         return unique_slots[inverse.reshape(-1)]

@@ -27,7 +27,9 @@ from kernels.state import F_WIDTH, I_COUNT, I_LAST_TS, I_SAMPLES, I_WIDTH, N_SEN
 __all__ = ["CBackend", "PythonBackend"]
 
 NAMES = np.asarray(FAILURE_TYPES)
+NAMES_OR_LATE = np.asarray([*FAILURE_TYPES, ""], dtype=NAMES.dtype)
 BINARY_FIELDS = {"anomaly_flag": "anomaly", "maintenance_required": "maintenance", "downtime_risk": "downtime"}
+SCORE_FIELDS = ("anomaly", "maintenance", "downtime", "failure_type", "failure_proba", "remaining_life")
 
 
 class CBackend:
@@ -42,9 +44,12 @@ class CBackend:
         self._lib = edge_library(bundle)
         if self._lib.state_size != 8 * (F_WIDTH + I_WIDTH + 1):
             raise CompileError(f"{self._lib.path}: iot_state is {self._lib.state_size} bytes, not the kernel's layout")
+        if SCORES_DTYPE.names != SCORE_FIELDS:
+            raise CompileError(f"iot_scores has the fields {SCORES_DTYPE.names}, not {SCORE_FIELDS}")
         self._index = MachineIndex()
-        self._states = self._lib.new_states(max(1, int(capacity)), utc_offset_minutes)
         self._score_one = self._lib.single_scorer()
+        self._states = self._lib.new_states(max(1, int(capacity)), utc_offset_minutes)
+        self._score_one.bind(self._states)
         self._journal = None
 
     def score_one(self, machine_id, timestamp: int, values: list[float], status: int) -> dict | None:
@@ -52,17 +57,19 @@ class CBackend:
         slot = self._index.get(machine_id)
         if slot is None:
             slot = int(self._slots(np.array([machine_id], dtype=np.int64))[0])
-        code, scores = self._score_one(self._states, slot, timestamp, values, status)
-        self._check(code, machine_id)
-        if code == IOT_LATE:
+        code, (anomaly, maintenance, downtime, failure, proba, remaining) = self._score_one(
+            slot, timestamp, values, status
+        )
+        if code != IOT_OK:
+            self._check(code, machine_id)
             return None
         return {
-            "anomaly_flag": scores.anomaly,
-            "maintenance_required": scores.maintenance,
-            "downtime_risk": scores.downtime,
-            "failure_type": FAILURE_TYPES[scores.failure_type],
-            "failure_type_proba": np.array(list(scores.failure_proba)),
-            "predicted_remaining_life": scores.remaining_life,
+            "anomaly_flag": anomaly,
+            "maintenance_required": maintenance,
+            "downtime_risk": downtime,
+            "failure_type": FAILURE_TYPES[failure],
+            "failure_type_proba": proba,
+            "predicted_remaining_life": remaining,
         }
 
     def score_batch(self, ids, timestamps, values, statuses, remember: bool) -> tuple[dict, np.ndarray]:
@@ -82,8 +89,7 @@ class CBackend:
         if rejected.size:
             self._check(int(codes[rejected[0]]), f"of row {int(rejected[0])}")
         late = codes == IOT_LATE
-        names = NAMES[np.clip(out["failure_type"], 0, len(FAILURE_TYPES) - 1)]
-        names[late] = ""
+        names = NAMES_OR_LATE.take(out["failure_type"])  # a late row's failure_type is -1: the last name, ""
         result = {task: out[field].copy() for task, field in BINARY_FIELDS.items()}
         result["failure_type"] = names
         result["failure_type_proba"] = out["failure_proba"].copy()
@@ -93,16 +99,18 @@ class CBackend:
     def _score_one_row(self, slot, timestamps, values, statuses) -> tuple[dict, np.ndarray]:
         """``score_batch`` of one row through ``iot_score``: the same values as ``iot_score_many``, with a
         fraction of the call overhead (a tick of a Kaggle-layout stream holds one sample)."""
-        code, scores = self._score_one(self._states, slot, int(timestamps[0]), values[0].tolist(), int(statuses[0]))
+        code, (anomaly, maintenance, downtime, failure, proba, remaining) = self._score_one(
+            slot, int(timestamps[0]), values[0].tolist(), int(statuses[0])
+        )
         self._check(code, "of row 0")
         late = code == IOT_LATE
         result = {
-            "anomaly_flag": np.array([scores.anomaly]),
-            "maintenance_required": np.array([scores.maintenance]),
-            "downtime_risk": np.array([scores.downtime]),
-            "failure_type": np.array(["" if late else FAILURE_TYPES[scores.failure_type]], dtype=NAMES.dtype),
-            "failure_type_proba": np.array([list(scores.failure_proba)]),
-            "predicted_remaining_life": np.array([scores.remaining_life]),
+            "anomaly_flag": np.array([anomaly]),
+            "maintenance_required": np.array([maintenance]),
+            "downtime_risk": np.array([downtime]),
+            "failure_type": np.array(["" if late else FAILURE_TYPES[failure]], dtype=NAMES.dtype),
+            "failure_type_proba": proba.reshape(1, -1),
+            "predicted_remaining_life": np.array([remaining]),
         }
         return result, np.array([late])
 
@@ -169,6 +177,7 @@ class CBackend:
             grown = np.zeros((max(2 * self._states.shape[0], len(self._index)), self._states.shape[1]), dtype=np.int64)
             grown[:known] = self._states[:known]  # states hold no pointers: moving the bytes moves them
             self._states = grown
+            self._score_one.bind(grown)
         for slot in range(known, len(self._index)):
             self._lib.init_state(self._states, slot, self.utc_offset_minutes)
         return slots

@@ -43,6 +43,8 @@ __all__ = ["BACKENDS", "TIMESTAMP_LIMIT", "StreamScorer"]
 
 BACKENDS = {"c": CBackend, "python": PythonBackend}
 TIMESTAMP_LIMIT = 2**62  # iotengine.h: IOT_TIMESTAMP_LIMIT (tests/compile/test_edge_abi.py checks it)
+NO_ROWS = np.empty(0, dtype=np.int64)
+NO_ROWS.flags.writeable = False  # shared by every call that has no late row
 
 
 class StreamScorer:
@@ -91,11 +93,11 @@ class StreamScorer:
             A sample that is not 5 numbers, an integer timestamp and a status in 0..2; nothing is changed.
         """
         try:
-            values = [float(v) for v in sensors]
+            # an array row unpacks into five numpy scalars, four times slower than its list
+            t, v, h, p, e = sensors.tolist() if type(sensors) is np.ndarray else sensors
+            values = [float(t), float(v), float(h), float(p), float(e)]
             timestamp = operator.index(timestamp_s)
             status = operator.index(machine_status)
-            if len(values) != N_SENSORS:
-                raise ValueError
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
                 f"machine {machine_id}: a sample is an integer timestamp, {N_SENSORS} sensor numbers "
@@ -116,7 +118,7 @@ class StreamScorer:
                 f"machine {machine_id}: timestamp {timestamp} is earlier than the last accepted "
                 f"{self._engine.last_timestamp(machine_id)}"
             )
-        self.last_late = np.empty(0, dtype=np.int64)
+        self.last_late = NO_ROWS
         return scores
 
     def score_batch(

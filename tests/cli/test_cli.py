@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from engine.cli.commands import main
 from engine.data.loading import load_telemetry
@@ -157,6 +158,17 @@ def test_features_command(real_sample_path, tmp_path, capsys):
     expected = compute_features(real_sample_path, utc_offset_minutes=60)
     np.testing.assert_array_equal(table.column("hour").to_numpy(), expected[:, FEATURE_NAMES.index("hour")])
     assert "wrote 67 features of 2,231 rows" in capsys.readouterr().out
+
+    small = tmp_path / "features32.parquet"
+    assert main(["features", "--data", str(real_sample_path), "--out", str(small), "--threads", "2", "--float32"]) == 0
+    table = pq.read_table(small)
+    assert table.schema.field("temp_roll_mean_5").type == "float"
+    j = FEATURE_NAMES.index("temp_roll_mean_5")
+    expected = compute_features(real_sample_path)[:, j].astype("f4")
+    np.testing.assert_array_equal(table.column("temp_roll_mean_5").to_numpy(), expected)
+    with pytest.raises(SystemExit):  # argparse: "argument --threads: 0 is not positive"
+        main(["features", "--data", str(real_sample_path), "--out", str(small), "--threads", "0"])
+    assert "--threads: 0 is not positive" in capsys.readouterr().err
 
 
 def test_the_parsers_choices_are_the_compilers():

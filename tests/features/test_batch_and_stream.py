@@ -15,6 +15,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from bench.river_peer import RIVER_FEATURES, RiverFeatureStream
 from engine.data.loading import load_telemetry
 from engine.data.schema import SENSORS
 from engine.data.synthetic import generate
@@ -69,6 +70,20 @@ def test_hostile_fleet_agrees_with_pandas_oracle(utc_offset_minutes):
     oracle = pandas_features(frame, utc_offset_minutes)
     assert_close_to_oracle(features, oracle)
     assert np.isnan(features[:, 0]).sum() == (~np.isfinite(frame.temperature.to_numpy())).sum()
+
+
+def test_river_peer_computes_the_same_features(real_sample_path):
+    # The benchmark's River peer must compute what the kernel computes, or comparing speed means nothing.
+    table = load_telemetry(real_sample_path)
+    ids = table.column("machine_id").to_numpy()
+    values = np.column_stack([table.column(s).to_numpy() for s in SENSORS])
+    values[::17, 1] = np.nan  # missing values update nothing, in River as in the kernel
+    table = table.set_column(3, "vibration", pa.array(values[:, 1]))
+    river = RiverFeatureStream()
+    rows = np.array([river.update(int(m), v.tolist()) for m, v in zip(ids, values, strict=True)])
+    features = compute_features(table)[:, [FEATURE_NAMES.index(name) for name in RIVER_FEATURES]]
+    assert len(RIVER_FEATURES) == 25 and np.isnan(rows).sum() > 100
+    assert np.allclose(rows, features, rtol=1e-9, atol=1e-9, equal_nan=True)
 
 
 def test_python_stream_baseline_agrees_too(real_sample_path):
@@ -210,7 +225,19 @@ def test_bad_samples_raise_clear_errors():
         stream.update(1, 1.5, [1.0, 2.0, 3.0, 3.0, 4.0])
     with pytest.raises(InvalidInputError, match=r"machine_id must be an integer, not 1\.5"):
         stream.update(1.5, 0, [1.0, 2.0, 3.0, 3.0, 4.0])
+    for too_far in (2**63, -(2**63) - 1, 2**70):
+        with pytest.raises(InvalidInputError, match=f"timestamp {too_far} does not fit in int64"):
+            stream.update(1, too_far, [1.0, 2.0, 3.0, 3.0, 4.0])
     assert stream.machines == ()  # nothing was applied
+    row = stream.update(2, 60, [1.0, 2.0, 3.0, 3.0, 4.0])
+    before = stream.state_arrays()
+    with pytest.raises(InvalidInputError, match=f"machine 2: timestamp {2**64} does not fit in int64"):
+        stream.update(2, 2**64, [1.0, 2.0, 3.0, 3.0, 4.0])
+    assert all(np.array_equal(a, b) for a, b in zip(stream.state_arrays(), before, strict=True))
+    # numpy scalars and ints are numbers too: the same row as floats
+    again = FeatureStream()
+    assert np.array_equal(bits(again.update(2, np.int64(60), np.array([1, 2, 3, 3, 4]))), bits(row))
+    stream = FeatureStream()
     with pytest.raises(ValueError, match="machine_ids must be integers"):
         stream.update_batch(np.array([1.5]), np.array([0]), np.zeros((1, 5)))
     with pytest.raises(ValueError, match=r"sensors \(n, 5\)"):
@@ -254,7 +281,11 @@ def test_transformer_in_a_pipeline(real_sample_path):
     labels = table.column("anomaly_flag").to_numpy()
     model.fit(table, labels)
     assert (model.predict(table) == labels).mean() > 0.9
-    assert clone(transformer).get_params() == {"utc_offset_minutes": 0}
+    assert clone(transformer).get_params() == {"utc_offset_minutes": 0, "threads": None, "dtype": "float64"}
+    small = FeatureTransformer(threads=1, dtype="float32").transform(table)
+    assert small.dtype == np.float32 and np.array_equal(
+        small, compute_features(table).astype(np.float32), equal_nan=True
+    )
 
 
 class _FillNaN(FeatureTransformer.__mro__[1], FeatureTransformer.__mro__[2]):  # TransformerMixin, BaseEstimator

@@ -1,0 +1,40 @@
+"""One-pass value checks over a column, for tables that are already in the telemetry schema.
+
+NumPy's ``np.isinf(a).any()`` builds a boolean array as large as the column first; these read each value once
+and allocate nothing, which matters when the check is all that stands between a table and the feature kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+from kernels.config import jit
+
+__all__ = ["all_within", "any_infinite", "touch_pages"]
+
+
+@jit
+def any_infinite(values):
+    """True when some value is +inf or -inf (NaN is not)."""
+    found = False
+    for k in range(values.shape[0]):
+        found |= math.isinf(values[k])
+    return found
+
+
+@jit
+def all_within(values, low, high):
+    """True when every value ``v`` has ``low <= v <= high`` (so NaN fails)."""
+    inside = True
+    for k in range(values.shape[0]):
+        inside &= low <= values[k] <= high
+    return inside
+
+
+@jit
+def touch_pages(flat, start, stop):
+    """Write 0 once every 4 KiB of ``flat[start:stop]`` (float64 or float32), so the OS maps and zeroes those
+    pages now, on this thread: threads that touch their own ranges of a fresh output share that work."""
+    step = 4096 // flat.itemsize
+    for k in range(start, stop, step):
+        flat[k] = 0
