@@ -203,8 +203,8 @@ class SingleScorer:
     """``iot_score`` of one sample from Python at the lowest overhead.
 
     :meth:`bind` takes the state buffer's address once (and again whenever the caller replaces the buffer); the
-    scores land in one :data:`SCORES_DTYPE` record, and :meth:`__call__` returns them as one tuple of Python
-    values, in the record's field order, with the probabilities as a new array.
+    scores land in one :data:`SCORES_DTYPE` record, and :meth:`__call__` returns them as a list of Python values,
+    in the record's field order, with the probabilities as a new array.
     """
 
     def __init__(self, library: EdgeLibrary):

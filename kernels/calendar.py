@@ -21,7 +21,7 @@ DOW_COS = np.array([math.cos(2.0 * math.pi * d / 7.0) for d in range(7)])
 
 @jit_inline
 def write_calendar(timestamp_s, offset_s, out, row, at):
-    """Write hour_sin, hour_cos, dow_sin, dow_cos, hour, day_of_week, is_weekend, shift at ``out[at:at+8]``."""
+    """Write hour_sin, hour_cos, dow_sin, dow_cos, hour, day_of_week, is_weekend, shift at ``out[row, at:at+8]``."""
     local = timestamp_s + offset_s
     days = local // SECONDS_PER_DAY  # floor division: correct before 1970 too
     hour = (local - days * SECONDS_PER_DAY) // 3600

@@ -10,7 +10,7 @@ import math
 
 from kernels.config import jit
 
-__all__ = ["all_within", "any_infinite", "touch_pages"]
+__all__ = ["all_within", "any_infinite"]
 
 
 @jit
@@ -29,12 +29,3 @@ def all_within(values, low, high):
     for k in range(values.shape[0]):
         inside &= low <= values[k] <= high
     return inside
-
-
-@jit
-def touch_pages(flat, start, stop):
-    """Write 0 once every 4 KiB of ``flat[start:stop]`` (float64 or float32), so the OS maps and zeroes those
-    pages now, on this thread: threads that touch their own ranges of a fresh output share that work."""
-    step = 4096 // flat.itemsize
-    for k in range(start, stop, step):
-        flat[k] = 0

@@ -72,8 +72,8 @@ def step(fstate, istate, slot, timestamp_s, x, xi, offset_s, out, oi):
     slot : int
     timestamp_s : int
         Seconds since the epoch, UTC.
-    x : ndarray of shape (n, 5), or tuple of five ndarrays of shape (n,)
-        The sensors (row ``xi``), as rows or as the table's own columns; NaN or infinite = missing.
+    x : ndarray of shape (n, 5), or tuple of five floats
+        The sensors (row ``xi`` of the array; ``xi`` is ignored for the tuple); NaN or infinite = missing.
     offset_s : int
         Fixed offset added to the timestamp for the calendar features.
     out : ndarray of shape (m, 67), any layout, float64 or float32

@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 from compile.errors import InvalidInputError
-from kernels.checks import touch_pages
 from kernels.machines import dense_slots, in_time_order
 from kernels.names import N_FEATURES, SENSORS
+from kernels.pages import touch_pages
 from kernels.state import allocate
 from kernels.step import drive_part
 
@@ -42,8 +42,7 @@ def run_features(
 
     ``threads`` (default: all cores) is the most threads used; ``out``, if given, is written and returned.
     ``by_feature=True`` returns them as (67, n_rows) instead, each feature's values contiguous, so that they become
-    Arrow columns without a copy; the kernel then writes 67 streams at once and takes longer than by rows, but
-    less than a transposing copy does.
+    Arrow columns without a copy; the kernel then writes 67 streams at once and takes longer than by rows.
     """
     n = table.num_rows
     threads = _requested_threads(threads)

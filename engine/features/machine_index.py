@@ -51,7 +51,7 @@ class MachineIndex:
                 self.ids.append(machine)
                 self._slot_of[machine] = slot
             unique_slots[k] = slot
-        order = np.argsort(np.asarray(self.ids, dtype=np.int64), kind="stable")
-        self._sorted_ids = np.asarray(self.ids, dtype=np.int64)[order]
-        self._sorted_slots = order.astype(np.int64)
+        known = np.asarray(self.ids, dtype=np.int64)
+        self._sorted_slots = np.argsort(known, kind="stable").astype(np.int64)
+        self._sorted_ids = known[self._sorted_slots]
         return unique_slots[inverse.reshape(-1)]
