@@ -12,6 +12,7 @@ import io
 import json
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from compile.edge import EDGE_CFLAGS
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
 from engine.data.loading import load_telemetry, write_kaggle_csv
 from engine.data.schema import SENSORS
+from engine.models.autoencoder import SCORE_NAME
 from engine.report.figures import pyplot, save_figure
 
 __all__ = [
@@ -91,6 +94,27 @@ def library_sizes(directory: Path, library_sources: tuple[str, ...]) -> dict[str
     """Per object of the library, and ``total`` (the sum, which is what libiotengine.a links in)."""
     objects = [Path(name).with_suffix(".o").name for name in library_sources]
     sizes = object_sizes(directory, objects)
+    sizes["total"] = {key: sum(sizes[o][key] for o in objects) for key in ("text", "data", "bss")}
+    return sizes
+
+
+def detector_sizes_os(directory: Path) -> dict[str, dict[str, int]]:
+    """The unsupervised detector's five regressor objects built with gcc -Os (the library's flags otherwise), by
+    object, and ``total``; empty when the library has no detector."""
+    sources = sorted(p.name for p in Path(directory).glob("iot_model_unsupervised_*.c"))
+    if not sources:
+        return {}
+    flags = [flag if flag != "-O2" else "-Os" for flag in EDGE_CFLAGS]
+    with tempfile.TemporaryDirectory() as work:
+        objects = []
+        for name in sources:
+            target = Path(work) / Path(name).with_suffix(".o").name
+            done = subprocess.run(["gcc", *flags, "-c", name, "-o", str(target)], cwd=directory, capture_output=True,
+                                  text=True)  # fmt: skip
+            if done.returncode != 0:
+                raise CompileError(f"gcc -Os {name} failed:\n{done.stderr[-2000:]}")
+            objects.append(target.name)
+        sizes = object_sizes(Path(work), objects)
     sizes["total"] = {key: sum(sizes[o][key] for o in objects) for key in ("text", "data", "bss")}
     return sizes
 
@@ -173,6 +197,9 @@ def example_check(bundle: Bundle, directory: Path, table: pa.Table, folder: Path
         diff = max(diff, float(np.max(np.abs(scores.column(column).to_numpy() - expected[task]))))
     proba = np.column_stack([scores.column(c).to_numpy() for c in scores.column_names if c.startswith("p_")])
     diff = max(diff, float(np.max(np.abs(proba - expected["failure_type_proba"]))))
+    if SCORE_NAME in expected:  # the unsupervised detector's score (NaN in a library without it)
+        got = scores.column("unsupervised").to_numpy(zero_copy_only=False)
+        diff = max(diff, float(np.nanmax(np.abs(got - expected[SCORE_NAME]))))
     return out_path, diff
 
 
@@ -202,6 +229,7 @@ def edge_report(
     source = folder / "src"
     bundle = Bundle.load(bundle_path) if built else build_edge_sources(bundle_path, folder, progress=progress)
     sizes = library_sizes(source, bundle.edge.library_sources)
+    detector_os = detector_sizes_os(source)
     example_path, example_diff = example_check(bundle, source, kaggle.slice(0, 2_000), folder)
     samples = write_samples(fleet, folder / "samples.bin")
     timing = c_bench(source, samples, min_samples)
@@ -210,6 +238,7 @@ def edge_report(
     document = {
         "models": bundle.edge.tasks,
         "sizes_O2": sizes,
+        "unsupervised_sizes_Os": detector_os,
         "c_bench": timing,
         "python_paths_ns": python,
         "example_max_abs_diff": example_diff,
@@ -242,12 +271,18 @@ def _markdown(document: dict, source: Path, example_name: str) -> str:
         "| call | median ns | p99 ns |",
         "| --- | --- | --- |",
         f"| iot_features (67 features) | {timing['features_ns_median']:,.0f} | {timing['features_ns_p99']:,.0f} |",
-        f"| iot_score (features + 5 tasks) | {timing['score_ns_median']:,.0f} | {timing['score_ns_p99']:,.0f} |",
+        f"| iot_score (features + 5 tasks + detector) | {timing['score_ns_median']:,.0f} "
+        f"| {timing['score_ns_p99']:,.0f} |",
         f"| iot_score, one clock per call | {timing['score_call_ns_median']:,.0f} "
         f"| {timing['score_call_ns_p99']:,.0f} |",
         f"| iot_score_many, micro-batches of 256 | {timing['score_many_ns_median']:,.0f} "
         f"| {timing['score_many_ns_p99']:,.0f} |",
         *(f"| model {task} alone | {ns:,.0f} | |" for task, ns in timing["tasks_ns_median"].items()),
+        *(
+            [f"| unsupervised detector alone (5 regressors, residuals) | {timing['unsupervised_ns_median']:,.0f} | |"]
+            if timing.get("unsupervised_ns_median") is not None
+            else []
+        ),
         "",
         "## Beside the Python paths",
         "",
@@ -265,15 +300,30 @@ def _markdown(document: dict, source: Path, example_name: str) -> str:
         model = document["models"].get(task)
         described = f"{model['family']} ({model['form']})" if model else ""
         lines.append(f"| {name} | {described} | {entry['text']:,} | {entry['data']:,} | {entry['bss']:,} |")
+    detector = document.get("unsupervised_sizes_Os") or {}
+    if detector:
+        total = detector["total"]["text"] + detector["total"]["data"]
+        lines += [
+            "",
+            "## The unsupervised detector's regressors (gcc -Os objects; `size`)",
+            "",
+            f"Together {total:,} bytes of code and constants (text + data); the goal is at most 65,536.",
+            "",
+            "| object | text | data | bss |",
+            "| --- | --- | --- | --- |",
+            *(f"| {name} | {e['text']:,} | {e['data']:,} | {e['bss']:,} |" for name, e in detector.items()),
+        ]
     lines += ["", "![latency](edge_latency.png)", ""]
     return "\n".join(lines)
 
 
 def _latency_chart(timing: dict, path: Path) -> Path:
-    names = ["iot_features", *timing["tasks_ns_median"], "iot_score", "iot_score_many"]
+    detector = [] if timing.get("unsupervised_ns_median") is None else ["unsupervised"]
+    names = ["iot_features", *timing["tasks_ns_median"], *detector, "iot_score", "iot_score_many"]
     values = [
         timing["features_ns_median"],
         *timing["tasks_ns_median"].values(),
+        *([timing["unsupervised_ns_median"]] if detector else []),
         timing["score_ns_median"],
         timing["score_many_ns_median"],
     ]

@@ -111,6 +111,25 @@ def write_report(document: dict, out: Path) -> list[Path]:
         "and compares float32 inputs.",
         "",
     ]
+    detector = document.get("unsupervised", [])
+    if detector:
+        lines += [
+            "## The unsupervised detector (five regressors together)",
+            "",
+            "Sum of the five per-sensor regressors' median ns per row and sizes, one thread (the residuals and "
+            "the score add a few ns on top: edge/EDGE.md times the whole of it in C).",
+            "",
+        ]
+        detector_runtimes = list(dict.fromkeys(d["runtime"] for d in detector))
+        by_cell = {(d["runtime"], d["batch"]): d for d in detector}
+        header = ["", *(f"batch {b:,} (ns/row)" for b in batches), "size (bytes)", "max abs diff"]
+        rows = []
+        for runtime in detector_runtimes:
+            cells = [by_cell.get((runtime, b)) for b in batches]
+            size = next((c["size_bytes"] for c in cells if c and c["size_bytes"] is not None), None)
+            rows.append([runtime, *(_fmt(c["median_ns_per_row"]) if c else "n/a" for c in cells), _fmt(size),
+                         f"{max(c['max_abs_diff'] for c in cells if c):.2e}"])  # fmt: skip
+        lines += [*markdown_table(header, rows), ""]
     e2e = document["end_to_end"]
     lines += [
         "## End to end, per sample",

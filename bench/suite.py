@@ -1,8 +1,10 @@
 """The model benchmark suite behind ``iotengine bench``: every way to run each model, side by side, in one run.
 
-Models: the LightGBM model of every task in a bundle, plus a standard large model (500 trees, 63 leaves, trained
-on generated fleet data) so that results do not hang on one small model. Runtimes, single-threaded but for the
-one record of ``iot`` on ``THREADS`` threads (every record says how many):
+Models: the LightGBM model of every task in a bundle, the five regressors of its unsupervised detector
+(``unsupervised_<sensor>``, on their own columns of the detector's 78 inputs), plus a standard large model (500
+trees, 63 leaves, trained on generated fleet data) so that results do not hang on one small model. The document's
+``unsupervised`` section sums the five regressors per runtime and batch: the detector's size and latency.
+Runtimes, single-threaded but for the one record of ``iot`` on ``THREADS`` threads (every record says how many):
 
 =============  ========================================================================================
 lightgbm       ``Booster.predict(num_threads=1)``: the baseline
@@ -44,11 +46,14 @@ import lightgbm as lgb
 import numpy as np
 
 from bench.artifacts import ModelArtifacts, Prebuilt, build_artifacts
+from bench.detector import detector_totals
+from bench.end_to_end import end_to_end
 from bench.lleaves_env import LLEAVES_CACHE, RUNNER, lleaves_python
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
-from engine.data.schema import SENSORS
 from engine.data.synthetic import FLEET_INTERVAL_S, generate
+from engine.features.batch_driver import run_history
+from engine.models.autoencoder import detector_matrix
 from engine.models.tasks import TASK_BY_NAME, inputs_and_targets
 
 __all__ = ["RUNTIMES", "SuiteConfig", "run_suite"]
@@ -150,12 +155,12 @@ def _time_c(driver: Path, library: Path, inputs: Path, X: np.ndarray, batch: int
     return result["median_ns_per_row"], result["p99_ns_per_row"]
 
 
-def _prebuilt(bundle: Bundle, task: str) -> Prebuilt | None:
-    """The bundle's tl2cgen library and ONNX exports of its LightGBM model of ``task`` (and its iot library, when
-    the bundle has one), if it has them all."""
-    native = bundle.native_sets.get("lightgbm", {}).get(task)
-    onnx = bundle.onnx_sets.get("lightgbm", {}).get(task)
-    own = bundle.manifest.get("iot", {}).get("lightgbm", {}).get(task)
+def _prebuilt(bundle: Bundle, set_name: str, task: str) -> Prebuilt | None:
+    """The bundle's tl2cgen library and ONNX exports of its LightGBM model of ``task`` in a set (and its iot
+    library, when the bundle has one), if it has them all."""
+    native = bundle.native_sets.get(set_name, {}).get(task)
+    onnx = bundle.onnx_sets.get(set_name, {}).get(task)
+    own = bundle.manifest.get("iot", {}).get(set_name, {}).get(task)
     if native is None or onnx is None:
         return None
     return Prebuilt(
@@ -192,6 +197,7 @@ def _precompile_lleaves(python: Path, texts: dict[str, Path], work: Path):
 
 
 def _lleaves(python: Path, artifacts: ModelArtifacts, inputs: Path, config: SuiteConfig) -> dict:
+    """lleaves on the model's rows (``inputs``: a .npy file)."""
     out = artifacts.folder / "lleaves"
     command = [
         str(python), str(RUNNER), str(artifacts.folder / "model.txt"), str(inputs), str(out),
@@ -231,11 +237,9 @@ def run_suite(
 
 def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
     n_rows = max(max(config.batches), config.drift_rows, config.single_rows)
-    X, _ = inputs_and_targets(generate(n_rows, mode="fleet", seed=11, interval_s=FLEET_INTERVAL_S))
-    X = np.ascontiguousarray(X)
-    inputs = work / "inputs.f64"
-    X.tofile(inputs)
-    np.save(work / "inputs.npy", X)
+    table = generate(n_rows, mode="fleet", seed=11, interval_s=FLEET_INTERVAL_S)
+    X_tasks, _ = inputs_and_targets(table)
+    rows: dict[str, np.ndarray] = {}  # model -> its input rows, where not all 68 inputs
     driver = _driver(work)
     unavailable = {}
     python, reason = lleaves_python(lleaves_venv)
@@ -247,12 +251,17 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
     for task, entry in bundle.model_set("lightgbm").items():
         booster = lgb.Booster(model_str=bundle.verified_bytes(entry["file"]).decode())
         models[task] = (booster, TASK_BY_NAME[task].kind)
+    if bundle.unsupervised is not None:
+        D = detector_matrix(X_tasks, run_history(table))
+        for sensor, entry in bundle.model_set("unsupervised").items():
+            booster = lgb.Booster(model_str=bundle.verified_bytes(entry["file"]).decode())
+            models[f"unsupervised_{sensor}"] = (booster, "regression")
+            rows[f"unsupervised_{sensor}"] = D[:, entry["columns"]]
     started = time.perf_counter()
     models[LARGE_MODEL] = (_large_model(config.train_rows), "binary")
     progress(f"  trained {LARGE_MODEL} on {config.train_rows:,} fleet rows in {time.perf_counter() - started:.0f} s")
 
     records, sizes, task_libraries = [], [], {}
-    drift_X = X[: config.drift_rows]
     # LLVM compiles the models for lleaves in the background (two at a time, cached per machine) while the
     # project's artifacts build; nothing is timed until both are done.
     compiling = None
@@ -266,7 +275,11 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
     built: dict[str, ModelArtifacts] = {}
     for name, (booster, kind) in models.items():
         started = time.perf_counter()
-        prebuilt = _prebuilt(bundle, name) if name in TASK_BY_NAME else None
+        prebuilt = None
+        if name in TASK_BY_NAME:
+            prebuilt = _prebuilt(bundle, "lightgbm", name)
+        elif name.startswith("unsupervised_"):
+            prebuilt = _prebuilt(bundle, "unsupervised", name.removeprefix("unsupervised_"))
         built[name] = build_artifacts(name, booster, kind, out / "models" / name, prebuilt)
         how = "taken from the bundle" if prebuilt else "built"
         progress(f"  {name}: {booster.num_trees()} trees, artifacts {how} in {time.perf_counter() - started:.1f} s")
@@ -282,6 +295,11 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
         artifacts = built[name]
         if name in TASK_BY_NAME:
             task_libraries[name] = artifacts.native["iot"]
+        X = np.ascontiguousarray(rows.get(name, X_tasks))
+        inputs = work / f"{name}.f64"
+        X.tofile(inputs)
+        np.save(work / f"{name}.npy", X)
+        drift_X = X[: config.drift_rows]
         reference = booster.predict(drift_X, num_threads=1)
         # (runtime, threads) -> predict(rows)
         runners: dict[tuple[str, int], Callable] = {("lightgbm", 1): lambda A, b=booster: b.predict(A, num_threads=1)}
@@ -326,7 +344,7 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
                 )
         if python is not None:
             try:
-                lleaves = _lleaves(python, artifacts, work / "inputs.npy", config)
+                lleaves = _lleaves(python, artifacts, work / f"{name}.npy", config)
             except CompileError as exc:
                 unavailable["lleaves"] = str(exc)
                 progress(f"  lleaves unavailable: {exc}")
@@ -366,7 +384,8 @@ def _run(bundle, out, work, config, quick, progress, lleaves_venv) -> dict:
         },
         "records": records,
         "sizes": sizes,
-        "end_to_end": _end_to_end(bundle, task_libraries, config),
+        "end_to_end": end_to_end(bundle, task_libraries, config.single_rows),
+        "unsupervised": detector_totals(records, [name for name in models if name.startswith("unsupervised_")]),
         "unavailable": unavailable,
     }
     (out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
@@ -387,34 +406,3 @@ def _add_ratios(records: list[dict]) -> None:
             value = record["median_ns_per_row"]
             ok = base is not None and base["median_ns_per_row"] and value
             record[f"speedup_vs_{baseline}"] = round(base["median_ns_per_row"] / value, 3) if ok else None
-
-
-def _end_to_end(bundle: Bundle, models: dict, config: SuiteConfig) -> dict:
-    """Per sample from Python: the 67 streaming features, then all five tasks' native libraries on one row."""
-    from engine.features.stream import FeatureStream
-    from engine.models.tasks import design_matrix
-
-    table = generate(max(config.single_rows * 5, 1_000), mode="fleet", seed=12, interval_s=FLEET_INTERVAL_S)
-    machines = table.column("machine_id").to_numpy()
-    stamps = table.column("timestamp").cast("int64").to_numpy()
-    sensors = np.column_stack([table.column(c).to_numpy(zero_copy_only=False) for c in SENSORS]).astype(np.float64)
-    status = table.column("machine_status").to_numpy()
-    stream = FeatureStream(utc_offset_minutes=bundle.utc_offset_minutes)
-    features_ns, total_ns = [], []
-    for i in range(len(machines)):
-        started = time.perf_counter_ns()
-        features = stream.update(int(machines[i]), int(stamps[i]), sensors[i])
-        middle = time.perf_counter_ns()
-        row = design_matrix(features.reshape(1, -1), status[i : i + 1])
-        for model in models.values():
-            model.predict(row)
-        total_ns.append(time.perf_counter_ns() - started)
-        features_ns.append(middle - started)
-    warm = len(machines) // 10
-    return {
-        "samples": len(machines) - warm,
-        "features_median_ns": statistics.median(features_ns[warm:]),
-        "features_and_five_tasks_median_ns": statistics.median(total_ns[warm:]),
-        "features_and_five_tasks_p99_ns": _percentiles(total_ns[warm:])[1],
-        "path": "FeatureStream.update + design_matrix + 5 iot libraries through cffi (lightgbm set)",
-    }

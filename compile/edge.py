@@ -6,8 +6,10 @@ models, built by :func:`engine.bundle.edge.edge_spec`)::
     iotengine.h          the ABI (compile/c/iotengine.h.in) with the bundle's UTC offset and decision thresholds
     iot_features.c       the feature kernel, a port of kernels/step.py, with the calendar tables written as hex
                          floats from kernels/calendar.py (the same bits as the Numba kernel)
-    iot_score.c          iot_score: features, machine_status, the five task models, iot_scores
-    iot_model_<task>.c   one translation unit per task, defining only ``iot_model_<task>``
+    iot_score.c          iot_score: features, machine_status, the five task models, the unsupervised detector
+                         (history, residuals, score), iot_scores
+    iot_model_<task>.c   one translation unit per task and per detector regressor
+                         (``iot_model_unsupervised_<sensor>.c``), defining only ``iot_model_<task>``
                          (:mod:`compile.edge_models`)
     iot_models.h         their prototypes and the failure-type classes of the model (internal)
     iot_csv.c, .h        a reader of Kaggle-layout CSV lines (no allocation)
@@ -82,7 +84,22 @@ def _thresholds(spec: EdgeSpec) -> str:
     for task, macro in THRESHOLD_MACROS.items():
         value = 0.5 if thresholds.get(task) is None else float(thresholds[task])
         lines.append(f"#define {macro} {c_double(value)} /* {value!r} */")
+    if spec.detector is None:
+        lines.append("#define IOT_THRESHOLD_UNSUPERVISED INFINITY /* no detector: never an alarm */")
+    else:
+        value = float(spec.detector.threshold)
+        lines.append(f"#define IOT_THRESHOLD_UNSUPERVISED {c_double(value)} /* {value!r} */")
     return "\n".join(lines)
+
+
+def _detector_prototypes(spec: EdgeSpec) -> str:
+    if spec.detector is None:
+        return ""
+    return "".join(
+        f"void iot_model_{model.task}(const double *inputs, double *out);\n"
+        f"void iot_model_{model.task}_many(const double *inputs, int n, double *out);\n"
+        for model in spec.detector.models
+    )
 
 
 def _c_strings(names) -> str:
@@ -115,7 +132,8 @@ def export_c(
     tasks: dict[str, dict] = {}
     model_files = []
     class_indices: list[int] = []
-    for model in spec.models:
+    detector_models = spec.detector.models if spec.detector is not None else ()
+    for model in (*spec.models, *detector_models):
         source = model_source(model, trees)
         out_count = source.n_outputs if model.kind == "multiclass" else 1
         name = f"iot_model_{model.task}.c"
@@ -145,6 +163,7 @@ def export_c(
         MODEL_SUMMARY=f"set {spec.model_set!r}, trees as {trees}",
         UTC_OFFSET_MINUTES=int(spec.utc_offset_minutes),
         THRESHOLDS=_thresholds(spec),
+        HAS_UNSUPERVISED=int(spec.detector is not None),
     )
     (out / "iotengine.h").write_text(header)
     features = fill(
@@ -158,6 +177,9 @@ def export_c(
         "iot_models.h.in",
         FAILURE_CLASSES=len(class_indices),
         FAILURE_CLASS_INDEX=", ".join(map(str, class_indices)),
+        UNSUPERVISED_CENTER=", ".join(c_double(v) for v in (spec.detector.center if spec.detector else [0.0] * 5)),
+        UNSUPERVISED_SCALE=", ".join(c_double(v) for v in (spec.detector.scale if spec.detector else [1.0] * 5)),
+        DETECTOR_PROTOTYPES=_detector_prototypes(spec),
     )
     (out / "iot_models.h").write_text(models_header)
     for name in STATIC_FILES:
@@ -175,6 +197,14 @@ def export_c(
         "status_column": spec.status_column,
         "failure_types": list(spec.failure_types),
         "tasks": tasks,
+        "unsupervised": None
+        if spec.detector is None
+        else {
+            "tasks": [model.task for model in spec.detector.models],
+            "center": list(spec.detector.center),
+            "scale": list(spec.detector.scale),
+            "threshold": spec.detector.threshold,
+        },
         "summary": summary,
     }
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")

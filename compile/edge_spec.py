@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compile.errors import CompileError
-from kernels.names import FAILURE_TYPES, N_FEATURES
+from kernels.names import FAILURE_TYPES, N_FEATURES, SENSORS
 
-__all__ = ["EDGE_TASKS", "TASK_KINDS", "EdgeModel", "EdgeSpec"]
+__all__ = ["DETECTOR_TASKS", "EDGE_TASKS", "TASK_KINDS", "EdgeDetector", "EdgeModel", "EdgeSpec"]
 
 # The five models of the edge library, in the order of iot_score (and of iotengine.h's iot_scores).
 EDGE_TASKS = ("anomaly_flag", "maintenance_required", "downtime_risk", "failure_type", "predicted_remaining_life")
+# The unsupervised detector's regressors, one per sensor in sensor order; their columns index the 78 detector
+# inputs (the 68 model inputs, then each sensor's history mean and std: engine/models/autoencoder.py).
+DETECTOR_TASKS = tuple(f"unsupervised_{sensor}" for sensor in SENSORS)
 TASK_KINDS = ("binary", "multiclass", "regression")
 
 
@@ -35,10 +38,32 @@ class EdgeModel:
     class_indices: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        if self.task not in EDGE_TASKS:
+        if self.task not in EDGE_TASKS and self.task not in DETECTOR_TASKS:
             raise CompileError(f"the edge library has no task {self.task!r}; its tasks are {', '.join(EDGE_TASKS)}")
         if self.kind not in TASK_KINDS:
             raise CompileError(f"{self.task}: kind {self.kind!r} is not one of {', '.join(TASK_KINDS)}")
+
+
+@dataclass(frozen=True)
+class EdgeDetector:
+    """The unsupervised detector: its five regressors (tasks :data:`DETECTOR_TASKS`, in order), the center and
+    scale of each sensor's residual, and the alarm threshold of the score."""
+
+    models: tuple[EdgeModel, ...]
+    center: tuple[float, ...]
+    scale: tuple[float, ...]
+    threshold: float
+
+    def __post_init__(self):
+        if tuple(model.task for model in self.models) != DETECTOR_TASKS:
+            raise CompileError(f"the detector's models must be {', '.join(DETECTOR_TASKS)}, in that order")
+        if len(self.center) != len(SENSORS) or len(self.scale) != len(SENSORS):
+            raise CompileError(f"the detector needs {len(SENSORS)} centers and scales")
+        if not all(scale > 0 for scale in self.scale):
+            raise CompileError(f"the detector's scales must be positive, not {self.scale}")
+        for model in self.models:
+            if model.kind != "regression" or model.columns is None:
+                raise CompileError(f"{model.task}: a detector model is a regressor with its columns")
 
 
 @dataclass(frozen=True)
@@ -46,7 +71,8 @@ class EdgeSpec:
     """A bundle's model set as the edge exporter sees it.
 
     ``name``, ``created``, ``source`` and ``feature_spec`` only describe the bundle in the header and the
-    manifest; ``utc_offset_minutes`` (the offset the models were trained with) becomes IOT_UTC_OFFSET_MINUTES.
+    manifest; ``utc_offset_minutes`` (the offset the models were trained with) becomes IOT_UTC_OFFSET_MINUTES;
+    ``detector`` is the unsupervised detector (None: the library's unsupervised outputs are NaN).
     """
 
     name: str
@@ -58,6 +84,7 @@ class EdgeSpec:
     utc_offset_minutes: int = 0
     status_column: int = N_FEATURES
     failure_types: tuple[str, ...] = FAILURE_TYPES
+    detector: EdgeDetector | None = None
 
     def __post_init__(self):
         tasks = [model.task for model in self.models]

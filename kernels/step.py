@@ -53,11 +53,14 @@ def sensor_value(x, row, s):
 
 @overload(sensor_value, inline="always", jit_options=JIT_OPTIONS)
 def _sensor_value_of(x, row, s):
-    # Rows (n, 5), or five scalars, so that a single sample from Python allocates nothing.
+    # Rows (n, 5), or five scalars, so that a single sample from Python allocates nothing, or a table's five
+    # columns (kernels/history.py replays them as they are).
     if isinstance(x, types.Array):
         return lambda x, row, s: x[row, s]
     if isinstance(x, types.UniTuple) and isinstance(x.dtype, types.Float):
         return lambda x, row, s: x[s]
+    if isinstance(x, types.UniTuple) and isinstance(x.dtype, types.Array):
+        return lambda x, row, s: x[s][row]
     return None
 
 

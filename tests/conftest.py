@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, settings
 from engine.bundle.format import Bundle, TaskModel
 from engine.cli.commands import main
 from engine.data.synthetic import FLEET_INTERVAL_S, generate
+from engine.features.batch_driver import run_history
+from engine.models.autoencoder import LightGBMAutoencoder, detector_matrix
 from engine.models.cross_validation import fit_model
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import candidates
@@ -54,10 +56,21 @@ def chosen_families() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def fleet_inputs():
-    X, y = inputs_and_targets(generate(100_000, mode="fleet", seed=7, interval_s=FLEET_INTERVAL_S))
+def fleet_table():
+    return generate(100_000, mode="fleet", seed=7, interval_s=FLEET_INTERVAL_S)
+
+
+@pytest.fixture(scope="session")
+def fleet_inputs(fleet_table):
+    X, y = inputs_and_targets(fleet_table)
     assert np.isnan(X).any(axis=1).sum() > 500  # missing sensor values reach the models
     return X, y
+
+
+@pytest.fixture(scope="session")
+def fleet_detector_inputs(fleet_table, fleet_inputs):
+    """The unsupervised detector's (n, 78) inputs of the same rows."""
+    return detector_matrix(fleet_inputs[0], run_history(fleet_table))
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +79,9 @@ def real_inputs(real_sample_path):
 
 
 @pytest.fixture(scope="session")
-def compiled(tmp_path_factory, fleet_inputs):
-    """A bundle of LightGBM models for every task plus scikit-learn trees as the chosen models, compiled."""
+def compiled(tmp_path_factory, fleet_inputs, fleet_detector_inputs):
+    """A bundle of LightGBM models for every task plus scikit-learn trees as the chosen models, and the
+    unsupervised detector (fitted on the normal rows of the same 30k, calibrated on the next 10k), compiled."""
     X, y = fleet_inputs
     train = slice(0, 30_000)
     lightgbm_models, chosen = {}, {}
@@ -81,11 +95,15 @@ def compiled(tmp_path_factory, fleet_inputs):
             else fit_model(zoo[family], X[train], y[task.name][train])
         )
         chosen[task.name] = TaskModel(task.name, family, model)
+    D, normal = fleet_detector_inputs, y["anomaly_flag"] == 0
+    detector = LightGBMAutoencoder().fit(D[train], normal=normal[train])
+    detector.calibrate(D[30_000:40_000], normal=normal[30_000:40_000])
     folder = tmp_path_factory.mktemp("native") / "bundle"
     Bundle.write(
         folder,
         chosen,
         sets={"lightgbm": {n: TaskModel(n, "lightgbm", m) for n, m in lightgbm_models.items()}},
+        unsupervised=detector,
     )
     assert main(["compile", "--bundle", str(folder)]) == 0
     return Bundle.load(folder), lightgbm_models, {n: m.estimator for n, m in chosen.items()}

@@ -6,7 +6,8 @@
  * SAMPLES.bin: int64 n, then n records {int64 machine, int64 timestamp_s, double sensors[5], int32 status,
  * int32 pad}; machine indexes 0..n_machines-1. Prints one JSON object: per sample, the median and p99 over
  * blocks of 1000 consecutive calls (clock_gettime per block), for both functions, and the per-call median and
- * p99 of iot_score (clock_gettime per call), and each task model alone on the recorded inputs. The program
+ * p99 of iot_score (clock_gettime per call), each task model alone on the recorded inputs, and the unsupervised
+ * detector alone (its five regressors, residuals and score: iot_unsupervised_row). The program
  * allocates; the library it times does not. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -169,14 +170,16 @@ int main(int argc, char **argv) {
   }
   /* each model alone, on the inputs of the first pass, blocks of BLOCK calls */
   {
-    double *inputs = malloc(sizeof(double) * IOT_N_INPUTS * (size_t)n);
+    double *inputs = malloc(sizeof(double) * IOT_N_DETECTOR_INPUTS * (size_t)n);
     int task;
     size_t model_blocks;
     if (inputs == NULL) return 2;
     for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
     for (i = 0; i < n; ++i) {
-      iot_features(&states[records[i].machine], records[i].timestamp_s, records[i].sensors, inputs + i * IOT_N_INPUTS);
-      inputs[i * IOT_N_INPUTS + IOT_N_FEATURES] = (double)records[i].status;
+      double *row = inputs + i * IOT_N_DETECTOR_INPUTS;
+      iot_history(&states[records[i].machine], row + IOT_N_INPUTS);
+      iot_features(&states[records[i].machine], records[i].timestamp_s, records[i].sensors, row);
+      row[IOT_N_FEATURES] = (double)records[i].status;
     }
     printf("\"tasks_ns_median\": {");
     for (task = 0; task < IOT_N_TASKS; ++task) {
@@ -187,7 +190,7 @@ int main(int argc, char **argv) {
           const double start = now_ns();
           int64_t k;
           for (k = i; k < i + BLOCK; ++k) {
-            iot_model_entries[task].predict(inputs + k * IOT_N_INPUTS, out);
+            iot_model_entries[task].predict(inputs + k * IOT_N_DETECTOR_INPUTS, out);
             sink += out[0];
           }
           if (pass >= 0) block_score[model_blocks++] = (now_ns() - start) / BLOCK;
@@ -196,7 +199,26 @@ int main(int argc, char **argv) {
       printf("%s\"%s\": %.1f", task ? ", " : "", iot_model_entries[task].task,
              quantile(block_score, model_blocks, 0.5));
     }
-    printf("}, \"checksum\": \"%.6g\"}\n", sink);
+    printf("}, \"unsupervised_ns_median\": ");
+#if IOT_HAS_UNSUPERVISED
+    model_blocks = 0;
+    for (pass = -1; pass < passes; ++pass) {
+      for (i = 0; i + BLOCK <= n; i += BLOCK) {
+        iot_scores scores;
+        const double start = now_ns();
+        int64_t k;
+        for (k = i; k < i + BLOCK; ++k) {
+          iot_unsupervised_row(inputs + k * IOT_N_DETECTOR_INPUTS, &scores);
+          sink += scores.residual[0];
+        }
+        if (pass >= 0) block_score[model_blocks++] = (now_ns() - start) / BLOCK;
+      }
+    }
+    printf("%.1f", quantile(block_score, model_blocks, 0.5));
+#else
+    printf("null");
+#endif
+    printf(", \"checksum\": \"%.6g\"}\n", sink);
     free(inputs);
   }
   free(records);

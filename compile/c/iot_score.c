@@ -1,11 +1,68 @@
-/* iot_score: the features of a sample, machine_status, and the five task models (iot_model_<task>.c, written by
- * `iotengine export-c` for the bundle's models). */
+/* iot_score: the features of a sample, machine_status, the five task models and the unsupervised detector
+ * (iot_model_<task>.c, written by `iotengine export-c` for the bundle's models). */
 #include <math.h>
 
 #include "iot_models.h"
 #include "iotengine.h"
 
 static const int class_index[IOT_FAILURE_CLASSES] = IOT_FAILURE_CLASS_INDEX;
+#if IOT_HAS_UNSUPERVISED
+static const double unsupervised_center[IOT_N_SENSORS] = IOT_UNSUPERVISED_CENTER;
+static const double unsupervised_scale[IOT_N_SENSORS] = IOT_UNSUPERVISED_SCALE;
+#endif
+
+void iot_history(const iot_state *s, double out[IOT_N_HISTORY]) {
+  int k;
+  for (k = 0; k < IOT_N_SENSORS; ++k) {
+    if (s->count[k] == 0) {
+      out[k] = NAN;
+      out[IOT_N_SENSORS + k] = NAN;
+    } else { /* kernels/history.py: the Welford mean and sqrt(M2 / count) */
+      out[k] = s->sensor[k].mean;
+      out[IOT_N_SENSORS + k] = sqrt(s->sensor[k].m2 / (double)s->count[k]);
+    }
+  }
+}
+
+/* The residuals of the regressors' predictions and the score (engine/models/autoencoder.py, in its order of
+ * operations: (x - predicted - center) / scale, then the largest |residual| over the sensors present). */
+static void combine_residuals(const double *inputs, const double *predicted, iot_scores *out) {
+#if IOT_HAS_UNSUPERVISED
+  int k, any = 0;
+  double best = 0.0;
+  for (k = 0; k < IOT_N_SENSORS; ++k) {
+    const double x = inputs[k];
+    double r;
+    if (isnan(x)) { /* the raw feature of a missing sensor is NaN */
+      out->residual[k] = NAN;
+      continue;
+    }
+    r = (x - predicted[k] - unsupervised_center[k]) / unsupervised_scale[k];
+    out->residual[k] = r;
+    if (!any || fabs(r) > best) best = fabs(r);
+    any = 1;
+  }
+  out->unsupervised = any ? best : NAN;
+#else
+  int k;
+  (void)inputs;
+  (void)predicted;
+  out->unsupervised = NAN;
+  for (k = 0; k < IOT_N_SENSORS; ++k) out->residual[k] = NAN;
+#endif
+}
+
+void iot_unsupervised_row(const double *inputs, iot_scores *out) {
+  double predicted[IOT_N_SENSORS] = {0.0, 0.0, 0.0, 0.0, 0.0};
+#if IOT_HAS_UNSUPERVISED
+  iot_model_unsupervised_temperature(inputs, &predicted[0]);
+  iot_model_unsupervised_vibration(inputs, &predicted[1]);
+  iot_model_unsupervised_humidity(inputs, &predicted[2]);
+  iot_model_unsupervised_pressure(inputs, &predicted[3]);
+  iot_model_unsupervised_energy_consumption(inputs, &predicted[4]);
+#endif
+  combine_residuals(inputs, predicted, out);
+}
 
 const iot_model_entry iot_model_entries[IOT_N_TASKS] = {
   {"anomaly_flag", iot_model_anomaly_flag},
@@ -23,6 +80,8 @@ static void nan_scores(iot_scores *out) {
   out->failure_type = -1;
   for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) out->failure_proba[k] = NAN;
   out->remaining_life = NAN;
+  out->unsupervised = NAN;
+  for (k = 0; k < IOT_N_SENSORS; ++k) out->residual[k] = NAN;
 }
 
 static void set_failure(iot_scores *out, const double *proba) {
@@ -37,11 +96,12 @@ static void set_failure(iot_scores *out, const double *proba) {
 
 enum iot_status iot_score(iot_state *s, int64_t timestamp_s, const double sensors[IOT_N_SENSORS],
                           int32_t machine_status, iot_scores *out) {
-  double inputs[IOT_N_INPUTS];
+  double inputs[IOT_N_DETECTOR_INPUTS];
   double proba[IOT_FAILURE_CLASSES];
   enum iot_status rc;
   if (s == NULL || sensors == NULL || out == NULL) return IOT_EINVAL;
   if (machine_status < 0 || machine_status > 2) return IOT_EINVAL;
+  iot_history(s, inputs + IOT_N_INPUTS); /* before the sample changes the state */
   rc = iot_features(s, timestamp_s, sensors, inputs);
   if (rc != IOT_OK) {
     if (rc == IOT_LATE) nan_scores(out);
@@ -54,6 +114,7 @@ enum iot_status iot_score(iot_state *s, int64_t timestamp_s, const double sensor
   iot_model_predicted_remaining_life(inputs, &out->remaining_life);
   iot_model_failure_type(inputs, proba);
   set_failure(out, proba);
+  iot_unsupervised_row(inputs, out);
   return IOT_OK;
 }
 
@@ -62,8 +123,11 @@ enum iot_status iot_score_many(iot_state *states, const int64_t *index, const in
                                int32_t *codes) {
   /* Features in arrival order, IOT_MODEL_BLOCK accepted samples at a time; then each model over the block, so
    * its code is fetched once per block instead of once per sample. Same values as iot_score per sample. */
-  double inputs[IOT_MODEL_BLOCK * IOT_N_INPUTS];
+  double inputs[IOT_MODEL_BLOCK * IOT_ROW_STRIDE];
   double values[IOT_MODEL_BLOCK * IOT_FAILURE_CLASSES];
+#if IOT_HAS_UNSUPERVISED
+  double predicted[IOT_MODEL_BLOCK * IOT_N_SENSORS];
+#endif
   int64_t rows[IOT_MODEL_BLOCK];
   int64_t i = 0;
   if (states == NULL || index == NULL || timestamps_s == NULL || sensors == NULL || machine_status == NULL ||
@@ -72,12 +136,13 @@ enum iot_status iot_score_many(iot_state *states, const int64_t *index, const in
   while (i < n) {
     int m = 0, r;
     for (; i < n && m < IOT_MODEL_BLOCK; ++i) {
-      double *row = inputs + m * IOT_N_INPUTS;
+      double *row = inputs + m * IOT_ROW_STRIDE;
       enum iot_status rc;
       if (index[i] < 0 || machine_status[i] < 0 || machine_status[i] > 2) {
         codes[i] = IOT_EINVAL;
         continue;
       }
+      iot_history(states + index[i], row + IOT_N_INPUTS);
       rc = iot_features(states + index[i], timestamps_s[i], sensors + IOT_N_SENSORS * i, row);
       codes[i] = (int32_t)rc;
       if (rc == IOT_LATE) nan_scores(out + i);
@@ -95,6 +160,21 @@ enum iot_status iot_score_many(iot_state *states, const int64_t *index, const in
     for (r = 0; r < m; ++r) out[rows[r]].remaining_life = values[r];
     iot_model_failure_type_many(inputs, m, values);
     for (r = 0; r < m; ++r) set_failure(out + rows[r], values + r * IOT_FAILURE_CLASSES);
+#if IOT_HAS_UNSUPERVISED
+    iot_model_unsupervised_temperature_many(inputs, m, values);
+    for (r = 0; r < m; ++r) predicted[r * IOT_N_SENSORS + 0] = values[r];
+    iot_model_unsupervised_vibration_many(inputs, m, values);
+    for (r = 0; r < m; ++r) predicted[r * IOT_N_SENSORS + 1] = values[r];
+    iot_model_unsupervised_humidity_many(inputs, m, values);
+    for (r = 0; r < m; ++r) predicted[r * IOT_N_SENSORS + 2] = values[r];
+    iot_model_unsupervised_pressure_many(inputs, m, values);
+    for (r = 0; r < m; ++r) predicted[r * IOT_N_SENSORS + 3] = values[r];
+    iot_model_unsupervised_energy_consumption_many(inputs, m, values);
+    for (r = 0; r < m; ++r) predicted[r * IOT_N_SENSORS + 4] = values[r];
+    for (r = 0; r < m; ++r) combine_residuals(inputs + r * IOT_ROW_STRIDE, predicted + r * IOT_N_SENSORS, out + rows[r]);
+#else
+    for (r = 0; r < m; ++r) combine_residuals(inputs + r * IOT_ROW_STRIDE, values, out + rows[r]);
+#endif
   }
   return IOT_OK;
 }

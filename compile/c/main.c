@@ -43,7 +43,7 @@ static void print_scores(const iot_scores *s) {
   printf(",%.17g,%.17g,%.17g,%s", s->anomaly, s->maintenance, s->downtime,
          iot_failure_type_names[s->failure_type]);
   for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) printf(",%.17g", s->failure_proba[k]);
-  printf(",%.17g\n", s->remaining_life);
+  printf(",%.17g,%.17g\n", s->remaining_life, s->unsupervised);
 }
 
 int main(int argc, char **argv) {
@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
   } else {
     printf(",anomaly,maintenance,downtime,failure_type");
     for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) printf(",p_%s", iot_failure_type_names[k]);
-    printf(",remaining_life");
+    printf(",remaining_life,unsupervised");
   }
   printf("\n");
 

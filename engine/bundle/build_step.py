@@ -17,9 +17,10 @@ from engine.bundle.format import Bundle
 
 __all__ = ["BUILD_SETS", "Built", "run_build_step", "tree_model"]
 
-# The model sets that get native libraries and ONNX exports: the chosen models and the LightGBM ones (which the
-# benchmarks compare across runtimes); the compact set is LightGBM on fewer columns and stays interpreted.
-BUILD_SETS = ("chosen", "lightgbm")
+# The model sets that get native libraries and ONNX exports: the chosen models, the LightGBM ones (which the
+# benchmarks compare across runtimes) and the unsupervised detector's regressors (when the bundle has them); the
+# compact set is LightGBM on fewer columns and stays interpreted.
+BUILD_SETS = ("chosen", "lightgbm", "unsupervised")
 
 
 @dataclass
@@ -43,6 +44,8 @@ def run_build_step(
     files: dict[str, bytes] = {}
     entries: dict[str, dict] = {}
     for set_name in BUILD_SETS:
+        if set_name != "chosen" and set_name not in bundle.manifest.get("model_sets", {}):
+            continue
         entries[set_name] = {}
         for task, entry in bundle.set_entries(set_name).items():
             started = time.perf_counter()

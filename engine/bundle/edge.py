@@ -17,10 +17,12 @@ from pathlib import Path
 
 from compile.edge import EdgeTree, export_c, make
 from compile.edge_binding import EdgeLibrary
-from compile.edge_spec import EdgeModel, EdgeSpec
+from compile.edge_spec import DETECTOR_TASKS, EdgeDetector, EdgeModel, EdgeSpec
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
+from engine.bundle.writer import UNSUPERVISED_SET
 from engine.models.tasks import TASKS
+from kernels.names import RAW
 
 __all__ = ["build_edge", "edge_library", "edge_spec", "export_bundle_c"]
 
@@ -29,7 +31,7 @@ EDGE_LIBRARY = "edge/libiotengine.so"
 
 def edge_spec(bundle: Bundle, models: str = "chosen") -> EdgeSpec:
     """What the edge exporter needs of ``bundle``'s ``models`` set: each task's verified model bytes and how to
-    read them, the UTC offset and the bundle's description."""
+    read them, the unsupervised detector's, the UTC offset and the bundle's description."""
     entries = bundle.set_entries(models)
     edge_models = []
     for task in TASKS:
@@ -55,6 +57,31 @@ def edge_spec(bundle: Bundle, models: str = "chosen") -> EdgeSpec:
         model_set=models,
         models=tuple(edge_models),
         utc_offset_minutes=bundle.utc_offset_minutes,
+        detector=_detector(bundle),
+    )
+
+
+def _detector(bundle: Bundle) -> EdgeDetector | None:
+    """The bundle's unsupervised detector as the edge exporter needs it (the same whatever the task model set)."""
+    section = bundle.unsupervised
+    if section is None:
+        return None
+    entries = bundle.set_entries(UNSUPERVISED_SET)
+    models = tuple(
+        EdgeModel(
+            task=task,
+            kind="regression",
+            family=entries[sensor]["family"],
+            data=bundle.verified_bytes(entries[sensor]["file"]),
+            columns=tuple(int(c) for c in entries[sensor]["columns"]),
+        )
+        for task, sensor in zip(DETECTOR_TASKS, RAW, strict=True)
+    )
+    return EdgeDetector(
+        models=models,
+        center=tuple(float(v) for v in section["center"]),
+        scale=tuple(float(v) for v in section["scale"]),
+        threshold=float(section["threshold"]),
     )
 
 

@@ -48,17 +48,23 @@ from pathlib import Path
 
 import numpy as np
 
-from compile.native import TREE_FAMILIES
-from engine.bundle.choices import BACKENDS
 from engine.bundle.files import MANIFEST, MANIFEST_LOCK, sha256_of, write_file, write_manifest
-from engine.bundle.writer import BUNDLE_FORMAT, FEATURE_SPEC_VERSION, TaskModel, write_bundle
+from engine.bundle.writer import BUNDLE_FORMAT, FEATURE_SPEC_VERSION, UNSUPERVISED_SET, TaskModel, write_bundle
 from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES
 from engine.errors import BundleError, InvalidInputError
 from engine.features.batch import features_of_valid_table
+from engine.features.batch_driver import run_history
+from engine.models.autoencoder import (
+    RESIDUAL_NAMES,
+    SCORE_NAME,
+    anomaly_score,
+    detector_matrix,
+    standardized_residuals,
+)
 from engine.models.model_files import load_model
 from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, design_matrix
-from kernels.names import FEATURE_NAMES
+from kernels.names import FEATURE_NAMES, RAW
 
 __all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "Bundle", "EdgeBuild", "TaskModel"]
 
@@ -128,8 +134,15 @@ class Bundle:
 
     @property
     def model_sets(self) -> tuple[str, ...]:
-        """The model sets to choose from: ``"chosen"``, then the extra sets (``"lightgbm"``, ``"compact"``)."""
-        return ("chosen", *self.manifest.get("model_sets", {}))
+        """The task model sets to choose from: ``"chosen"``, then the extra sets (``"lightgbm"``, ``"compact"``)."""
+        return ("chosen", *(name for name in self.manifest.get("model_sets", {}) if name != UNSUPERVISED_SET))
+
+    @property
+    def unsupervised(self) -> dict | None:
+        """The unsupervised detector (its five regressors are the ``"unsupervised"`` model set): output name,
+        sensors, inputs, residual centers and scales, threshold and false-alarm rate; None in a bundle without."""
+        section = self.manifest.get("unsupervised")
+        return dict(section) if section else None
 
     def family(self, task: str, models: str = "chosen") -> str:
         """The model family of ``task`` in a model set (e.g. ``"lightgbm"``, ``"random_forest"``)."""
@@ -196,10 +209,19 @@ class Bundle:
         sets: dict[str, dict[str, TaskModel]] | None = None,
         utc_offset_minutes: int = 0,
         extra: dict | None = None,
+        unsupervised=None,
     ) -> Bundle:
-        """Save fitted models as a bundle folder (replacing the bundle files already there) and return it loaded
-        (:func:`engine.bundle.writer.write_bundle`)."""
-        write_bundle(Path(path), models, sets=sets or {}, utc_offset_minutes=utc_offset_minutes, extra=extra or {})
+        """Save fitted models (and optionally the unsupervised detector, a fitted and calibrated
+        :class:`engine.models.autoencoder.LightGBMAutoencoder`) as a bundle folder, replacing the bundle files
+        already there, and return it loaded (:func:`engine.bundle.writer.write_bundle`)."""
+        write_bundle(
+            Path(path),
+            models,
+            sets=sets or {},
+            utc_offset_minutes=utc_offset_minutes,
+            extra=extra or {},
+            unsupervised=unsupervised,
+        )
         return cls.load(path)
 
     def add_files(self, files: dict[str, bytes], section: str | None = None, entry: object = None) -> Bundle:
@@ -294,15 +316,26 @@ class Bundle:
             ``anomaly_flag``, ``maintenance_required``, ``downtime_risk``: probability of the positive class,
             shape (n,); ``failure_type``: class names, shape (n,), and ``failure_type_proba``, shape (n, 5),
             columns in :data:`engine.data.schema.FAILURE_TYPES` order; ``predicted_remaining_life``: hours, shape (n,).
+            With the unsupervised detector (:attr:`unsupervised`), also ``unsupervised_anomaly`` (the score,
+            an alarm when >= its threshold) and ``residual_<sensor>`` for the five sensors (standardized), from
+            the detector's regressors in the same backend.
         """
         if backend == "c":
             from engine.scoring.batch import predict_with_c
 
             return predict_with_c(self, table, models)
-        return self.predict_inputs(self.inputs(table), backend=backend, models=models)
+        table = load_telemetry(table)
+        history = run_history(table) if self.unsupervised else None
+        return self.predict_inputs(self.inputs(table), backend=backend, models=models, history=history)
 
-    def predict_inputs(self, X: np.ndarray, backend: str = "lightgbm", models: str = "chosen") -> dict[str, np.ndarray]:
-        """:meth:`predict` from model inputs already computed (shape (n, 68))."""
+    def predict_inputs(
+        self, X: np.ndarray, backend: str = "lightgbm", models: str = "chosen", history: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict` from model inputs already computed (shape (n, 68)); the unsupervised outputs too when
+        ``history`` (shape (n, 10), :func:`engine.features.batch_driver.run_history`) is given."""
+        if models == UNSUPERVISED_SET:
+            raise InvalidInputError(f"models must be one of {', '.join(self.model_sets)}: the unsupervised detector's "
+                                    "outputs come with every set")  # fmt: skip
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(INPUT_COLUMNS):
             raise InvalidInputError(f"inputs must have shape (n, {len(INPUT_COLUMNS)}), not {X.shape}")
@@ -318,7 +351,23 @@ class Bundle:
                 out[name] = np.asarray(FAILURE_TYPES)[proba.argmax(axis=1)]
             else:
                 out[name] = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if history is not None:
+            out.update(self.unsupervised_outputs(detector_matrix(X, history), backend))
         return out
+
+    def unsupervised_outputs(self, D: np.ndarray, backend: str = "lightgbm") -> dict[str, np.ndarray]:
+        """``unsupervised_anomaly`` and the five ``residual_<sensor>`` of detector inputs ``D`` (n, 78)."""
+        section = self.unsupervised
+        if section is None:
+            raise BundleError(f"{self.path}: the bundle has no unsupervised detector; train it again")
+        predictors = self._backend_models(backend, UNSUPERVISED_SET)
+        entries = self.set_entries(UNSUPERVISED_SET)
+        predicted = np.empty((D.shape[0], len(RAW)))
+        for s, sensor in enumerate(RAW):
+            columns = np.asarray(entries[sensor]["columns"])
+            predicted[:, s] = np.asarray(predictors[sensor].predict(D[:, columns]), dtype=np.float64).reshape(-1)
+        residuals = standardized_residuals(D[:, : len(RAW)], predicted, section["center"], section["scale"])
+        return {SCORE_NAME: anomaly_score(residuals), **dict(zip(RESIDUAL_NAMES, residuals.T, strict=True))}
 
     def set_entries(self, models: str) -> dict[str, dict]:
         """Manifest entries, by task, of the chosen models (``"chosen"``) or of an extra model set."""
@@ -326,61 +375,26 @@ class Bundle:
             return dict(self.manifest["tasks"])
         if models in self.manifest.get("model_sets", {}):
             return self.model_set(models)
-        raise InvalidInputError(f"models must be 'chosen' or one of {sorted(self.manifest.get('model_sets', {}))}")
+        raise InvalidInputError(f"models must be one of {', '.join(self.model_sets)}, not {models!r}")
 
     def _backend_models(self, backend: str, models: str = "chosen") -> dict:
         key = (backend, models)
-        if key in self._backend_cache:
-            return self._backend_cache[key]
-        entries = self.set_entries(models)
-        own = self._models if models == "chosen" else {task: self.load_set_model(models, task) for task in entries}
-        if backend == "lightgbm":
-            compiled = {}
-        elif backend == "native":
-            from engine.bundle.native import native_models
+        if key not in self._backend_cache:
+            from engine.bundle.predictors import backend_predictors
 
-            compiled = native_models(self, models)
-        elif backend == "iot":
-            from engine.bundle.iot import iot_models
-
-            compiled = iot_models(self, models)
-        elif backend in ("onnx", "onnx-int8"):
-            from engine.bundle.onnx import onnx_models
-
-            compiled = onnx_models(self, models, "fp32" if backend == "onnx" else "int8")
-        elif backend == "c":
-            raise InvalidInputError("backend 'c' computes its own features: use predict(table), not predict_inputs")
-        else:
-            raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        # Trees must run in the backend asked for; linear and naive Bayes models fall back to numpy only where the
-        # backend has no form of them (native, onnx-int8), and have one in ONNX fp32 whenever skl2onnx made it.
-        needs_export = (
-            TREE_FAMILIES if backend != "onnx" else (*TREE_FAMILIES, "logistic_regression", "gaussian_nb", "ridge")
-        )
-        missing = [
-            f"{task} ({entry['family']}{self._why_no_export(backend, models, task)})"
-            for task, entry in entries.items()
-            if task not in compiled and entry["family"] in needs_export and backend != "lightgbm"
-        ]
-        if missing:
-            hint = "; onnx-int8 covers LightGBM models (try models='lightgbm')" if backend == "onnx-int8" else ""
-            raise BundleError(f"{self.path}: backend {backend!r} has no {models} model for {', '.join(missing)}{hint}")
-        self._backend_cache[key] = {**own, **compiled}
+            self._backend_cache[key] = backend_predictors(self, backend, models)
         return self._backend_cache[key]
-
-    def _why_no_export(self, backend: str, models: str, task: str) -> str:
-        reason = self.sklearn_onnx.get(task, {}).get("unavailable")
-        return f": {reason}" if backend == "onnx" and models == "chosen" and reason else ""
 
     def model(self, task: str):
         """The predictor of a task (see :mod:`engine.models.model_files`)."""
         return self._models[task]
 
     def model_set(self, name: str) -> dict[str, dict]:
-        """Manifest entries of an extra model set (``"lightgbm"``, ``"compact"``), by task."""
+        """Manifest entries of an extra model set (``"lightgbm"``, ``"compact"``, ``"unsupervised"``), by task
+        (by sensor for the unsupervised set)."""
         return dict(self.manifest.get("model_sets", {}).get(name, {}))
 
     def load_set_model(self, set_name: str, task: str):
         """A predictor of a task's model from an extra set, from verified bytes."""
         entry = self.model_set(set_name)[task]
-        return load_model(self.verified_bytes(entry["file"]), entry["family"], TASK_BY_NAME[task].kind)
+        return load_model(self.verified_bytes(entry["file"]), entry["family"], entry["kind"])

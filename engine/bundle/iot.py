@@ -22,7 +22,6 @@ from compile.errors import CompileError
 from compile.tree_codegen import ISAS, compile_forest_source, forest_source
 from engine.bundle.build_step import Built, run_build_step, tree_model
 from engine.bundle.format import Bundle
-from engine.models.tasks import TASK_BY_NAME
 
 __all__ = ["build_iot", "iot_models"]
 
@@ -74,7 +73,7 @@ def iot_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeMode
         task: NativeModel(
             bundle.path / entry["library"],
             bundle.files[entry["library"]],
-            TASK_BY_NAME[task].kind,
+            bundle.set_entries(set_name)[task]["kind"],
             link_in_numpy=entry["family"] == "hist_gradient_boosting",
         )
         for task, entry in section.get(set_name, {}).items()

@@ -1,7 +1,7 @@
 """Compile every tree model of a bundle to a native library and record it, with its sources, in the bundle.
 
 For each task, the chosen model (when it is a tree ensemble) and the task's LightGBM model (the ``lightgbm``
-model set) become::
+model set), and each regressor of the unsupervised detector (the ``unsupervised`` set, by sensor) become::
 
     native/<set>/<task>.so          the shared library (gcc, -O3, -ffp-contract=off)
     native/<set>/<task>/*.c, *.h    the generated C sources it was built from
@@ -14,7 +14,7 @@ Examples
 --------
 >>> from engine.bundle.build_step import BUILD_SETS
 >>> BUILD_SETS
-('chosen', 'lightgbm')
+('chosen', 'lightgbm', 'unsupervised')
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from compile.native import build_library
 from compile.tl2cgen_source import generate_sources
 from engine.bundle.build_step import Built, run_build_step, tree_model
 from engine.bundle.format import Bundle
-from engine.models.tasks import TASK_BY_NAME
 
 __all__ = ["compile_bundle", "native_models"]
 
@@ -77,7 +76,7 @@ def native_models(bundle: Bundle, set_name: str = "chosen") -> dict[str, NativeM
         out[task] = NativeModel(
             bundle.path / relative,
             bundle.files[relative],
-            TASK_BY_NAME[task].kind,
+            bundle.set_entries(set_name)[task]["kind"],
             link_in_numpy=entry["family"] == "hist_gradient_boosting",
         )
     return out

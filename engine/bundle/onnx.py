@@ -27,10 +27,11 @@ from compile.onnx_gemm import gemm_model, quantize_int8
 from engine.bundle.build_step import Built, run_build_step
 from engine.bundle.format import Bundle
 from engine.errors import InvalidInputError
+from engine.models.autoencoder import SCORE_NAME
 from engine.models.cross_validation import fold_metrics
 from engine.models.tasks import TASK_BY_NAME
 
-__all__ = ["ONNX_PRECISIONS", "export_onnx", "onnx_drift", "onnx_models"]
+__all__ = ["ONNX_PRECISIONS", "export_onnx", "onnx_drift", "onnx_models", "unsupervised_drift"]
 
 ONNX_PRECISIONS = ("fp32", "int8")
 
@@ -75,8 +76,9 @@ def onnx_models(bundle: Bundle, set_name: str = "chosen", precision: str = "fp32
     section = bundle.onnx_sets
     if not section:
         raise CompileError(f"{bundle.path}: no ONNX models; run `iotengine compile --bundle {bundle.path}`")
+    kinds = bundle.set_entries(set_name) if set_name in section else {}
     return {
-        task: OnnxModel(bundle.verified_bytes(entry[precision]), TASK_BY_NAME[task].kind, name=entry[precision])
+        task: OnnxModel(bundle.verified_bytes(entry[precision]), kinds[task]["kind"], name=entry[precision])
         for task, entry in section.get(set_name, {}).items()
         if entry.get(precision)
     }
@@ -117,6 +119,38 @@ def onnx_drift(bundle: Bundle, X: np.ndarray, targets: dict[str, np.ndarray], se
             row[f"{precision}_decisions_changed"] = _decisions_changed(task.kind, reference, predicted, threshold)
             row[precision] = fold_metrics(task, y, _class_scores(task, entry, predicted), threshold)[task.score]
         rows.append(row)
+    return rows
+
+
+def unsupervised_drift(bundle: Bundle, D: np.ndarray, anomaly: np.ndarray | None = None) -> list[dict]:
+    """How far the unsupervised detector's score drifts in ONNX fp32 and int8 from LightGBM's, on detector inputs
+    ``D`` (n, 78) not trained on: max and mean |score difference|, alarms changed at the bundle's threshold, and
+    (with the ``anomaly`` labels) the PR-AUC of each."""
+    from sklearn.metrics import average_precision_score
+
+    threshold = bundle.unsupervised["threshold"]
+    reference = bundle.unsupervised_outputs(D, "lightgbm")[SCORE_NAME]
+    known = ~np.isnan(reference)
+
+    def pr_auc(score):
+        if anomaly is None or anomaly.min() == anomaly.max():
+            return None
+        return float(average_precision_score(anomaly[known], score[known]))
+
+    rows = [{"runtime": "lightgbm", "max_abs_diff": 0.0, "mean_abs_diff": 0.0, "alarms_changed": 0,
+             "pr_auc": pr_auc(reference)}]  # fmt: skip
+    for precision in ONNX_PRECISIONS:
+        score = bundle.unsupervised_outputs(D, "onnx" if precision == "fp32" else "onnx-int8")[SCORE_NAME]
+        diff = np.abs(score[known] - reference[known])
+        rows.append(
+            {
+                "runtime": f"onnx {precision}",
+                "max_abs_diff": float(diff.max(initial=0.0)),
+                "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+                "alarms_changed": int(np.sum((score[known] >= threshold) != (reference[known] >= threshold))),
+                "pr_auc": pr_auc(score),
+            }
+        )
     return rows
 
 

@@ -13,11 +13,16 @@ import numpy as np
 from engine.bundle.files import write_file, write_manifest
 from engine.bundle.sklearn_export import sklearn_onnx_exports
 from engine.features.inputs import offset_seconds
+from engine.models.autoencoder import DETECTOR_COLUMNS, SCORE_NAME, LightGBMAutoencoder
 from engine.models.model_files import save_model
 from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME
-from kernels.names import FEATURE_NAMES
+from kernels.names import FEATURE_NAMES, RAW
 
-__all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "TaskModel", "write_bundle"]
+__all__ = ["BUNDLE_FORMAT", "FEATURE_SPEC_VERSION", "UNSUPERVISED_SET", "TaskModel", "write_bundle"]
+
+# The model set of the unsupervised detector's five regressors, one per sensor (named by its sensor); the
+# manifest's ``unsupervised`` section holds what turns their predictions into residuals and a score.
+UNSUPERVISED_SET = "unsupervised"
 
 BUNDLE_FORMAT = "iotengine.bundle/1"
 FEATURE_SPEC_VERSION = "features.md/67"
@@ -62,9 +67,11 @@ def write_bundle(
     sets: dict[str, dict[str, TaskModel]],
     utc_offset_minutes: int,
     extra: dict,
+    unsupervised: LightGBMAutoencoder | None = None,
 ) -> None:
-    """Save ``models`` (the chosen model of each task) and the extra model ``sets`` into the folder ``path``,
-    replacing the bundle files already there; the manifest is written last, in one step."""
+    """Save ``models`` (the chosen model of each task), the extra model ``sets`` and the ``unsupervised`` detector
+    (fitted and calibrated) into the folder ``path``, replacing the bundle files already there; the manifest is
+    written last, in one step."""
     (path / "models").mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     tasks = {}
@@ -83,6 +90,22 @@ def write_bundle(
             relative = f"{set_name}/{name}{saved.extension}"
             files[relative] = write_file(path / relative, saved.data)
             set_entries[set_name][name] = _task_entry(task, model, relative)
+    unsupervised_section = None
+    if unsupervised is not None:
+        set_entries[UNSUPERVISED_SET] = {}
+        for sensor, booster, columns in zip(RAW, unsupervised.boosters_, unsupervised.columns_, strict=True):
+            relative = f"{UNSUPERVISED_SET}/{sensor}.txt"
+            files[relative] = write_file(path / relative, booster.model_to_string().encode())
+            set_entries[UNSUPERVISED_SET][sensor] = {
+                "kind": "regression",
+                "family": "lightgbm",
+                "file": relative,
+                "classes": [],
+                "threshold": None,
+                "metrics": {},
+                "columns": [int(c) for c in columns],
+            }
+        unsupervised_section = _unsupervised_section(unsupervised)
     onnx_files, onnx_section = sklearn_onnx_exports(models)
     for relative, data in onnx_files.items():
         files[relative] = write_file(path / relative, data)
@@ -95,6 +118,7 @@ def write_bundle(
         "tasks": tasks,
         "model_sets": set_entries,
         "sklearn_onnx": onnx_section,
+        "unsupervised": unsupervised_section,
         "libraries": _library_versions(),
         **extra,
         "files": files,
@@ -118,3 +142,23 @@ def _task_entry(task, model: TaskModel, relative: str) -> dict:
     if task.kind == "multiclass":
         entry["class_indices"] = [int(c) for c in classes]
     return entry
+
+
+def _unsupervised_section(detector: LightGBMAutoencoder) -> dict:
+    return {
+        "output": SCORE_NAME,
+        "sensors": list(RAW),
+        "inputs": list(DETECTOR_COLUMNS),
+        "center": [float(v) for v in detector.center_],
+        "scale": [float(v) for v in detector.scale_],
+        "threshold": float(detector.threshold_),
+        "false_alarm_rate": float(detector.false_alarm_rate_),
+        "robust_loss": bool(detector.robust_),
+        "score": "max over the sensors present of |(x - predicted - center) / scale|",
+        "settings": {
+            "n_estimators": detector.n_estimators,
+            "num_leaves": detector.num_leaves,
+            "learning_rate": detector.learning_rate,
+            "min_child_samples": detector.min_child_samples,
+        },
+    }

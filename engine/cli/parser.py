@@ -3,9 +3,12 @@
 ``iotengine generate``  synthetic telemetry to Parquet or Kaggle-format CSV
 ``iotengine eda``       summary, statistics and plots of a telemetry file
 ``iotengine features``  the 67 features of a telemetry file, to Parquet
-``iotengine train``     cross-validate the model zoo on five tasks, write a bundle and reports
-``iotengine score``     score every row of a telemetry file with a bundle, to Parquet or CSV
-``iotengine bench``     model benchmarks: every runtime side by side, tables, charts, results.json
+``iotengine train``     cross-validate the model zoo on five tasks, fit the unsupervised detector (a LightGBM
+                        autoencoder: no labels needed to score), write a bundle and reports
+``iotengine score``     score every row of a telemetry file with a bundle (five tasks and the detector's score
+                        and residuals), to Parquet or CSV
+``iotengine bench``     model benchmarks: every runtime side by side (the detector's five regressors too), tables,
+                        charts, results.json
 ``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc, and
                         iotengine's own generator), export its models to ONNX fp32 and int8, build the C edge library
 ``iotengine stream``    replay telemetry through the streaming scorer: alerts as they happen, a status line, a
@@ -74,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     features.set_defaults(command="features")
 
     train = commands.add_parser(
-        "train", help="cross-validate the model zoo on the five tasks, write a bundle and reports"
+        "train",
+        help="cross-validate the model zoo on the five tasks, fit the unsupervised detector, write a bundle, reports",
     )
     train.add_argument(
         "--data", required=True, type=Path, help="labelled telemetry: CSV (Kaggle format), Parquet or IPC"
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folds", type=positive_int, default=3, help="K of the K-fold CV (default 3)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
-        "--fleet", type=Path, default=None, help="fleet-mode telemetry for the autoencoder and raw-vs-features"
+        "--fleet", type=Path, default=None, help="fleet-mode telemetry for the raw-vs-all-features comparison"
     )
     train.add_argument(
         "--holdout", type=Path, default=None, help="other labelled data to score the bundle on (e.g. the real sample)"
@@ -126,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser(
         "score",
         parents=[bundle, model_set],
-        help="score every row of a telemetry file: probabilities, decisions, failure type, remaining life",
+        help="score every row of a telemetry file: probabilities, decisions, failure type, remaining life, the "
+        "unsupervised detector's score and residuals",
     )
     score.add_argument("--data", required=True, type=Path, help="telemetry: CSV (Kaggle format), Parquet or IPC")
     score.add_argument("--out", required=True, type=Path, help="output file: .parquet (default format) or .csv")

@@ -16,13 +16,15 @@ import numpy as np
 import pyarrow as pa
 
 from compile.errors import InvalidInputError
+from kernels.history import N_HISTORY, replay_history
 from kernels.machines import dense_slots, in_time_order
 from kernels.names import N_FEATURES, SENSORS
 from kernels.pages import touch_pages
 from kernels.state import allocate
 from kernels.step import drive_part
+from kernels.zscore_rule import rolling_zscore_rule
 
-__all__ = ["OUTPUT_DTYPES", "available_cores", "run_features"]
+__all__ = ["OUTPUT_DTYPES", "available_cores", "run_features", "run_history", "run_zscore_rule"]
 
 OUTPUT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -86,6 +88,40 @@ def run_features(
             list(pool.map(run, range(parts)))
     assert not status.any(), "samples in time order cannot be late"
     return result
+
+
+def run_history(table: pa.Table) -> np.ndarray:
+    """Each row's sensor history before it (:func:`kernels.history.replay_history` from empty states), shape
+    (n, 10), rows in input order; machines and time order as :func:`run_features` applies them."""
+    out = np.empty((table.num_rows, N_HISTORY))
+    if table.num_rows:
+        order, slots, machines, columns = _rows_by_machine(table)
+        fstate, istate = allocate(machines)
+        replay_history(fstate, istate, order, slots, columns, np.ones(table.num_rows, dtype=np.bool_), out)
+    return out
+
+
+def run_zscore_rule(table: pa.Table, window: int) -> np.ndarray:
+    """The rolling z-score rule's score of each row (:func:`kernels.zscore_rule.rolling_zscore_rule`)."""
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+        raise InvalidInputError(f"window must be an integer of at least 2, not {window!r}")
+    out = np.empty(table.num_rows)
+    if table.num_rows:
+        rolling_zscore_rule(*_rows_by_machine(table), int(window), out)
+    return out
+
+
+def _rows_by_machine(table: pa.Table):
+    """``(order, slots, machines, sensor columns)``: the rows machine by machine in time order, as the kernel."""
+    ids = _numpy_column(table, "machine_id", pa.int64())
+    timestamps = _numpy_column(table, "timestamp", pa.int64())
+    columns = tuple(_numpy_column(table, name, pa.float64()) for name in SENSORS)
+    slots, machines = _machine_slots(ids)
+    if in_time_order(slots, timestamps, machines):
+        order = np.arange(table.num_rows, dtype=np.int64)
+    else:
+        order = np.lexsort((timestamps, slots)).astype(np.int64)
+    return order, slots, machines, columns
 
 
 def _output_dtype(dtype) -> np.dtype:

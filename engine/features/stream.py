@@ -13,6 +13,7 @@ from engine.data.schema import SENSORS
 from engine.errors import InvalidInputError, LateSampleError
 from engine.features.inputs import integer_array, offset_seconds, sample_error, timestamp_array
 from engine.features.snapshot import read_snapshot, snapshot_bytes
+from kernels.history import N_HISTORY, replay_history
 from kernels.names import N_FEATURES
 from kernels.state import I_COUNT, I_LAST_TS, I_SAMPLES, N_SENSORS, allocate
 from kernels.step import LATE, drive, step_one_direct
@@ -103,7 +104,7 @@ class FeatureStream:
             )
         return row
 
-    def update_batch(self, machine_ids, timestamps_s, sensors) -> np.ndarray:
+    def update_batch(self, machine_ids, timestamps_s, sensors, *, history: np.ndarray | None = None) -> np.ndarray:
         """Apply a micro-batch of samples in arrival order and return their features.
 
         Parameters
@@ -111,6 +112,9 @@ class FeatureStream:
         machine_ids : array-like of int, shape (n,)
         timestamps_s : array-like of int or datetime64, shape (n,)
         sensors : array-like of float, shape (n, 5)
+        history : ndarray of shape (n, 10), optional
+            Filled with each sample's sensor history before it (:mod:`kernels.history`: the unsupervised
+            detector's inputs); NaN for a late sample.
 
         Returns
         -------
@@ -132,6 +136,11 @@ class FeatureStream:
             m = int(unique[k])
             unique_slots[k] = self._slot_of[m] if m in self._slot_of else self._add_machine(m)
         slots = unique_slots[inverse.reshape(-1)]
+        if history is not None:
+            if not isinstance(history, np.ndarray) or history.shape != (n, N_HISTORY) or history.dtype != np.float64:
+                raise InvalidInputError(f"history must be a float64 array of shape ({n}, {N_HISTORY})")
+            # the states before the batch, to replay their Welford statistics once lateness is known
+            before = (self._fstate[unique_slots].copy(), self._istate[unique_slots].copy())
         out = np.empty((n, N_FEATURES))
         status = np.zeros(n, dtype=np.int8)
         drive(
@@ -147,6 +156,10 @@ class FeatureStream:
         )
         self.last_late = np.flatnonzero(status == LATE)
         self._late += int(self.last_late.size)
+        if history is not None:
+            accepted = status != LATE
+            replay_history(*before, np.arange(n, dtype=np.int64), inverse.reshape(-1), values, accepted, history)
+            history[~accepted] = np.nan
         return out
 
     @property

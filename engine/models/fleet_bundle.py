@@ -7,6 +7,11 @@ and z-score features are for. :func:`train_stream_bundle` fits the five tasks on
 zoo's LightGBM, on the earlier part of the time span, and picks each binary task's threshold (best F1) on
 the later part: consecutive samples of a machine are nearly equal, so a shuffled split would grade the
 models on copies of their training rows. The validation scores are written into the bundle's manifest.
+
+The bundle's unsupervised detector (engine/models/autoencoder.py) is fitted on the normal samples of the same
+earlier part and calibrated on the normal samples of the later part; :func:`prepare_fleet_bundle` evaluates it
+beside IsolationForest and the rolling z-score rule on fleet telemetry of other machines
+(``unsupervised/unsupervised.md``, with the chart of one machine).
 """
 
 from __future__ import annotations
@@ -22,21 +27,34 @@ from engine.bundle.format import Bundle, TaskModel
 from engine.data.synthetic import FLEET_INTERVAL_S, generate
 from engine.errors import InvalidInputError
 from engine.models.cross_validation import choose_threshold, fit_model, fold_metrics, predict_scores
+from engine.models.detector_eval import evaluate_detectors
+from engine.models.detector_report import write_detector_report
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import lightgbm_candidate
 
-__all__ = ["TRAIN_MACHINES", "TRAIN_STEPS", "prepare_fleet_bundle", "train_stream_bundle"]
+__all__ = ["HOLDOUT_MACHINES", "TRAIN_MACHINES", "TRAIN_STEPS", "prepare_fleet_bundle", "train_stream_bundle"]
 
 TRAIN_MACHINES = 150
 TRAIN_STEPS = 600  # 50 hours at 5 minutes: each machine has a fair chance to degrade and fail
+HOLDOUT_MACHINES = 50  # the detector's evaluation: other machines, as many steps
 
 
 def train_stream_bundle(
-    table, path, *, train_share: float = 0.75, seed: int = 0, progress: Callable[[str], None] = print
+    table,
+    path,
+    *,
+    train_share: float = 0.75,
+    seed: int = 0,
+    unsupervised_holdouts: dict | None = None,
+    report: Path | None = None,
+    progress: Callable[[str], None] = print,
 ) -> Bundle:
-    """Fit and save the five tasks' LightGBM models on fleet telemetry ``table`` (with labels); returns the bundle.
+    """Fit and save the five tasks' LightGBM models and the unsupervised detector on fleet telemetry ``table``
+    (with labels); returns the bundle.
 
-    Rows with timestamps in the first ``train_share`` of the time span train; the rest validate.
+    Rows with timestamps in the first ``train_share`` of the time span train; the rest validate (and calibrate
+    the detector). The detector and its peers are evaluated on ``unsupervised_holdouts`` (name -> labelled
+    table), their report written into the folder ``report`` when given.
     """
     if not 0.0 < train_share < 1.0:
         raise InvalidInputError(f"train_share must be between 0 and 1, not {train_share}")
@@ -62,6 +80,13 @@ def train_stream_bundle(
             + ("" if threshold is None else f", threshold {threshold:.3f}")
             + f" ({time.perf_counter() - started:.1f} s)"
         )
+    started = time.perf_counter()
+    detector, results, series = evaluate_detectors(table, valid, unsupervised_holdouts or {}, seed=seed)
+    for r in results:
+        progress(f"  unsupervised on {r.data}: {r.detector} PR-AUC {r.pr_auc:.3f}, F1 {r.f1:.3f}")
+    progress(f"  unsupervised detector: 5 regressors ({time.perf_counter() - started:.1f} s)")
+    if report is not None and results:
+        write_detector_report(results, series, report)
     extra = {
         "trained_on": {
             "rows": int(table.num_rows),
@@ -71,7 +96,8 @@ def train_stream_bundle(
             "validation": validation,
         }
     }
-    return Bundle.write(path, models, extra=extra)
+    extra["unsupervised_evaluation"] = [r.as_row() for r in results]
+    return Bundle.write(path, models, extra=extra, unsupervised=detector)
 
 
 def prepare_fleet_bundle(folder, *, seed: int = 0, progress: Callable[[str], None] = print):
@@ -82,6 +108,17 @@ def prepare_fleet_bundle(folder, *, seed: int = 0, progress: Callable[[str], Non
     training = generate(
         TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3, interval_s=FLEET_INTERVAL_S
     )
+    holdout = generate(
+        HOLDOUT_MACHINES * TRAIN_STEPS, machines=HOLDOUT_MACHINES, mode="fleet", seed=seed + 4,
+        interval_s=FLEET_INTERVAL_S,
+    )  # fmt: skip
     progress(f"  fleet bundle: LightGBM on {training.num_rows:,} fleet samples ({TRAIN_MACHINES} machines)")
-    train_stream_bundle(training, folder / "bundle", seed=seed, progress=progress)
+    train_stream_bundle(
+        training,
+        folder / "bundle",
+        seed=seed,
+        unsupervised_holdouts={"fleet, other machines": holdout},
+        report=folder / "unsupervised",
+        progress=progress,
+    )
     return build_edge(folder / "bundle", progress=progress)

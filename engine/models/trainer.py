@@ -7,7 +7,8 @@ Outputs in the output folder::
     model_comparison.csv          every (task, model) with mean and std of every metric, fit seconds
     ceilings.csv                  Bayes ceilings beside the best model and the reference project's figure
     feature_reduction.csv         CV score against the number of features, per task
-    autoencoder.csv               the LightGBM autoencoder as an anomaly detector, per data set
+    unsupervised.csv, .md, .png   the unsupervised detector (bundle/unsupervised/) beside IsolationForest and a
+                                  rolling z-score rule on each holdout, and one machine's score over time
     fleet_features.csv            fleet data: raw sensors only vs all 67 features, per task
     holdout.csv                   (with --holdout) the bundle scored on other data, and CV on that data
     model_comparison.png, confusion_matrices.png, feature_importance.png, score_vs_features.png
@@ -25,8 +26,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from engine.bundle.format import Bundle, TaskModel
+from engine.data.loading import load_telemetry
 from engine.errors import InvalidInputError
-from engine.models.autoencoder import AutoencoderEvaluation, evaluate_autoencoder
 from engine.models.ceilings import task_ceilings
 from engine.models.cross_validation import (
     METRICS,
@@ -39,6 +40,8 @@ from engine.models.cross_validation import (
     parallel_map,
     splits,
 )
+from engine.models.detector_eval import DetectorResult, evaluate_detectors
+from engine.models.detector_report import write_detector_report
 from engine.models.reduction import ReductionPoint, columns_fold_score, pick_compact, reduction_fold, reduction_points
 from engine.models.tasks import INPUT_COLUMNS, STATUS_COLUMN, TASKS, inputs_and_targets
 from engine.models.training_report import write_training_reports
@@ -63,7 +66,7 @@ class TrainingRun:
     ceilings: dict[str, dict[str, float]]
     reduction: dict[str, list[ReductionPoint]]
     compact: dict[str, ReductionPoint]
-    autoencoder: list[AutoencoderEvaluation]
+    unsupervised: list[DetectorResult]
     fleet_features: dict[str, tuple[float, float, float, float]]
     holdout: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -79,6 +82,7 @@ def train(
     seed: int = 0,
     fleet=None,
     holdout=None,
+    unsupervised_holdouts: dict | None = None,
     n_jobs: int | None = None,
     utc_offset_minutes: int = 0,
     progress: Progress = print,
@@ -94,10 +98,14 @@ def train(
     folds : int, default=3
     seed : int, default=0
     fleet : table or path, optional
-        Fleet-mode telemetry for the autoencoder and the raw-vs-all-features comparison.
+        Fleet-mode telemetry for the raw-vs-all-features comparison.
     holdout : table or path, optional
         Other labelled data (e.g. the real Kaggle sample): the bundle is scored on it and the zoo
         cross-validated on it.
+    unsupervised_holdouts : dict of name -> table or path, optional
+        Labelled data the unsupervised detector and its peers are evaluated on (default: ``holdout``, if given).
+        The detector is fitted on the normal rows of a random 80% of ``data`` and calibrated on the normal rows
+        of the other 20% (Kaggle-mode rows are independent draws, so a random split holds out fairly).
     n_jobs : int, optional
         Cores to use (default: all): that many single-threaded fits run side by side.
     utc_offset_minutes : int, default=0
@@ -117,6 +125,7 @@ def train(
         seconds[name] = time.perf_counter() - started
         return value
 
+    data = load_telemetry(data)
     X, y = timed("features", lambda: inputs_and_targets(data, utc_offset_minutes=utc_offset_minutes))
     for task in TASKS:
         if task.kind != "regression" and np.unique(y[task.name]).size < 2:
@@ -124,9 +133,28 @@ def train(
     progress(f"train: {X.shape[0]:,} rows, 68 inputs, {folds}-fold CV of {len(TASKS)} tasks")
 
     with threadpool_limits(1):  # every fit on one thread, `workers` fits side by side (folds, models, tasks)
-        return _train(
-            X, y, out, folds, seed, fleet, holdout, max(1, n_jobs), utc_offset_minutes, progress, seconds, timed
+        if unsupervised_holdouts is None:
+            unsupervised_holdouts = {} if holdout is None else {"holdout": holdout}
+        detector = timed(
+            "unsupervised detector",
+            lambda: _unsupervised(data, unsupervised_holdouts, out, seed, utc_offset_minutes, progress),
         )
+        return _train(
+            X, y, out, folds, seed, fleet, holdout, max(1, n_jobs), utc_offset_minutes, progress, seconds, timed,
+            detector,
+        )  # fmt: skip
+
+
+def _unsupervised(data, holdouts: dict, out: Path, seed: int, utc_offset_minutes: int, progress: Progress):
+    """The unsupervised detector of the bundle, evaluated beside its peers; returns (detector, results, files)."""
+    calibrate = np.random.default_rng(seed).random(data.num_rows) < 0.2
+    detector, results, series = evaluate_detectors(
+        data, calibrate, holdouts, ceiling=tuple(holdouts), seed=seed, utc_offset_minutes=utc_offset_minutes
+    )
+    for r in results:
+        progress(f"  unsupervised on {r.data}: {r.detector} PR-AUC {r.pr_auc:.3f}")
+    files = write_detector_report(results, series, out) if results else []
+    return detector, results, files
 
 
 def _same_labels(task, y, done) -> str | None:
@@ -139,7 +167,7 @@ def _same_labels(task, y, done) -> str | None:
 
 
 def _train(
-    X, y, out, folds, seed, fleet, holdout, workers, utc_offset_minutes, progress, seconds, timed
+    X, y, out, folds, seed, fleet, holdout, workers, utc_offset_minutes, progress, seconds, timed, detector
 ) -> TrainingRun:
     n_jobs = 1
     results: dict[str, dict[str, ModelResult]] = {}
@@ -228,18 +256,9 @@ def _train(
         progress(f"  feature reduction {task.name}: compact = {point.label} ({task.score} {point.score_mean:.4f})")
     seconds["feature reduction"] = time.perf_counter() - started
 
-    autoencoder = [
-        timed(
-            "autoencoder (training data)",
-            lambda: evaluate_autoencoder(X, y["anomaly_flag"], data="training data", seed=seed),
-        )
-    ]
     fleet_features: dict[str, tuple[float, float, float, float]] = {}
     if fleet is not None:
         Xf, yf = timed("features (fleet)", lambda: inputs_and_targets(fleet, utc_offset_minutes=utc_offset_minutes))
-        autoencoder.append(
-            timed("autoencoder (fleet)", lambda: evaluate_autoencoder(Xf, yf["anomaly_flag"], data="fleet", seed=seed))
-        )
         started = time.perf_counter()
         raw_columns = [*range(len(RAW)), STATUS_COLUMN]
         subsets = {"raw": raw_columns, "all": list(range(len(INPUT_COLUMNS)))}
@@ -265,8 +284,6 @@ def _train(
             fleet_features[task.name] = (*raw, *full)
             progress(f"  fleet {task.name}: {task.score} raw sensors {raw[0]:.4f}, all features {full[0]:.4f}")
         seconds["fleet: raw vs all features"] = time.perf_counter() - started
-    for evaluation in autoencoder:
-        progress(f"  autoencoder on {evaluation.data}: PR-AUC {evaluation.pr_auc:.3f}, F1 {evaluation.f1:.3f}")
 
     bundle = Bundle.write(
         out / "bundle",
@@ -279,6 +296,7 @@ def _train(
             "compact": compact_models,
         },
         utc_offset_minutes=utc_offset_minutes,
+        unsupervised=detector[0],
         extra={
             "training": {
                 "rows": int(X.shape[0]),
@@ -305,13 +323,13 @@ def _train(
         ceilings=ceilings,
         reduction=reduction,
         compact=compact,
-        autoencoder=autoencoder,
+        unsupervised=detector[1],
         fleet_features=fleet_features,
         holdout=holdout_rows,
         seconds=seconds,
         reused=reused,
     )
-    run.files = write_training_reports(run, X, y, final_lightgbm)
+    run.files = [*detector[2], *write_training_reports(run, X, y, final_lightgbm)]
     return run
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from sklearn.metrics import confusion_matrix
 
 from engine.models.ceilings import REFERENCE_FIGURES
 from engine.models.cross_validation import METRICS
+from engine.models.detector_report import detector_markdown
 from engine.models.tasks import INPUT_COLUMNS, TASK_BY_NAME, TASKS
 from engine.report.figures import pyplot, save_figure
 from engine.report.markdown import markdown_table
@@ -69,7 +69,6 @@ def write_training_reports(run: TrainingRun, X, y, final_lightgbm) -> list[Path]
         for p in points
     ]
     files.append(write_csv(out / "feature_reduction.csv", reduction_rows))
-    files.append(write_csv(out / "autoencoder.csv", [asdict(e) for e in run.autoencoder]))
     if run.fleet_features:
         files.append(
             write_csv(
@@ -161,26 +160,19 @@ def _write_markdown(run: TrainingRun, files: list[Path]) -> Path:
         for name, points in run.reduction.items()
     ]
     lines += [*markdown_table(["task", *labels], rows), ""]
-    lines += ["## LightGBM autoencoder (unsupervised anomaly detection)", ""]
+    lines += ["## Unsupervised detector (LightGBM autoencoder)", ""]
     lines += [
-        *markdown_table(
-            ["data", "test rows", "anomaly rate", "PR-AUC", "F1", "precision", "recall", "threshold"],
-            [
-                [
-                    e.data,
-                    f"{e.rows_test:,}",
-                    f"{e.positive_rate:.3f}",
-                    f"{e.pr_auc:.3f}",
-                    f"{e.f1:.3f}",
-                    f"{e.precision:.3f}",
-                    f"{e.recall:.3f}",
-                    f"{e.threshold:.3f}",
-                ]
-                for e in run.autoencoder
-            ],
-        ),
+        "Five per-sensor LightGBM regressors (bundle/unsupervised/), fitted on normal rows of 80% of the data, "
+        "residual scales and threshold from the normal rows of the other 20%; beside IsolationForest and a "
+        "rolling z-score rule with thresholds at the same false-alarm rate. See engine.models.detector_eval; "
+        "[unsupervised.csv](unsupervised.csv).",
         "",
     ]
+    if run.unsupervised:
+        lines += [*detector_markdown(run.unsupervised), ""]
+        lines += [f"![score over time]({p.name})" for p in sorted(run.out.glob("unsupervised_*.png"))[:1]] + [""]
+    else:
+        lines += ["(no labelled holdout to evaluate it on: pass --holdout)", ""]
     if run.fleet_features:
         lines += ["## Fleet data: what the rolling and per-machine features add", ""]
         lines += [

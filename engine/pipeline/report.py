@@ -44,7 +44,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         "## Training",
         "",
         f"Five tasks, {results['families']} models each, 3-fold CV on the kaggle data; Bayes ceilings, feature "
-        "reduction, the LightGBM autoencoder and raw-vs-all-features on fleet data. Full report: "
+        "reduction, the unsupervised detector beside its peers and raw-vs-all-features on fleet data. Full report: "
         f"{link(training.out / 'TRAINING.md', out)}; bundle: {link(training.bundle.path / 'bundle.json', out)}.",
         "",
     ]
@@ -57,6 +57,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         rows.append([task_name, family, score, ceiling, None if threshold is None else f"{threshold:.4f}"])
     lines += markdown_table(["task", "chosen model", "score", "Bayes ceiling", "threshold"], rows)
     lines += ["", *(f"- {link(p, out)}" for p in training.files)]
+    lines += _unsupervised_section(out, training, results["stream_bundle"])
     compiled = results["compiled"]
     lines += [
         "",
@@ -102,6 +103,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         f"{timing['score_ns_median']:,.0f} ns, `iot_score_many` {timing['score_many_ns_median']:,.0f} ns "
         f"(medians, {timing['samples']:,} samples).",
         f"- The example program's scores differ from `bundle.predict` by at most {edge['example_max_abs_diff']:.1e}.",
+        *_detector_in_c(edge),
         "",
     ]
     score = results["score"]
@@ -148,3 +150,44 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
     report_path = out / "REPORT.md"
     report_path.write_text("\n".join(lines) + "\n")
     return report_path
+
+
+def _unsupervised_section(out: Path, training, stream_bundle) -> list[str]:
+    """The unsupervised detector of both bundles beside its peers (engine/models/detector_eval.py)."""
+    from engine.models.detector_eval import DetectorResult
+    from engine.models.detector_report import detector_markdown
+
+    lines = [
+        "",
+        "## Unsupervised detector",
+        "",
+        "Five per-sensor LightGBM regressors in each bundle (no anomaly label needed to score or to set the "
+        "threshold), beside IsolationForest and a rolling z-score rule fitted on the same samples, thresholds at "
+        "the same false-alarm rate. The main bundle's, on the held-out rows:",
+        "",
+        *detector_markdown(training.unsupervised),
+        "",
+    ]
+    fleet = [DetectorResult(**{k: float("nan") if v is None else v for k, v in row.items()})
+             for row in stream_bundle.manifest.get("unsupervised_evaluation", [])]  # fmt: skip
+    if fleet:
+        report = stream_bundle.path.parent / "unsupervised"
+        lines += [
+            "The fleet bundle's (the stream's), fitted on 150 machines and evaluated on 50 others: "
+            + ", ".join(link(p, out) for p in sorted(report.iterdir())),
+            "",
+            *detector_markdown(fleet),
+            "",
+        ]
+    return lines
+
+
+def _detector_in_c(edge: dict) -> list[str]:
+    timing, sizes = edge["c_bench"], edge.get("unsupervised_sizes_Os") or {}
+    if timing.get("unsupervised_ns_median") is None or not sizes:
+        return []
+    total = sizes["total"]["text"] + sizes["total"]["data"]
+    return [
+        f"- The unsupervised detector alone {timing['unsupervised_ns_median']:,.0f} ns per sample; its five "
+        f"regressors {total:,} bytes at gcc -Os."
+    ]

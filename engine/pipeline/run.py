@@ -84,9 +84,22 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             lambda: run_eda(fleet, out / "eda" / "fleet", title="Fleet-mode synthetic data"),
             lambda eda: f"{len(eda.files)} files in eda/fleet",
         )
+        held_out = load_telemetry_with_report(holdout)[0] if holdout is not None else None
+        if held_out is None:
+            held_out = generate(max(rows // 5, 2_000), mode="kaggle", seed=seed + 1)
+        held_out_name = Path(holdout).name if holdout is not None else "kaggle-mode held out"
         training = stages.run(
-            f"train five tasks, {families} models each, 3-fold CV ({kaggle.num_rows:,} rows)",
-            lambda: train(kaggle, out / "train", fleet=fleet, holdout=holdout, seed=seed, progress=_progress_line),
+            f"train five tasks, {families} models each, 3-fold CV ({kaggle.num_rows:,} rows), and the unsupervised "
+            "detector",
+            lambda: train(
+                kaggle,
+                out / "train",
+                fleet=fleet,
+                holdout=holdout,
+                unsupervised_holdouts={held_out_name: held_out},
+                seed=seed,
+                progress=_progress_line,
+            ),
             lambda run: (
                 "chosen " + ", ".join(f"{family} x{count}" for family, count in Counter(run.best.values()).items())
             ),
@@ -99,9 +112,6 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             lambda: _build_stage(bundle_path, out, seed),
             _build_summary,
         )
-        held_out = load_telemetry_with_report(holdout)[0] if holdout is not None else None
-        if held_out is None:
-            held_out = generate(max(rows // 5, 2_000), mode="kaggle", seed=seed + 1)
         results["onnx"] = stages.run(
             "ONNX drift on held-out data: fp32 of every model (onnxmltools, skl2onnx), int8 of LightGBM",
             lambda: _onnx_stage(built["bundle"], out / "onnx", held_out),
@@ -128,6 +138,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             _stream_summary,
         )
         results["compiled"] = built["bundle"]
+        results["stream_bundle"] = built["stream_bundle"]
         results["families"] = families
         results["held_out_name"] = Path(holdout).name if holdout is not None else HELD_OUT_NAME
         done = list(stages.done)
@@ -195,12 +206,17 @@ def _build_summary(built: dict) -> str:
 
 def _onnx_stage(bundle, folder: Path, held_out: pa.Table) -> dict:
     """The drift of the bundle's ONNX exports from the models' own libraries on held-out rows (CSV, Markdown)."""
-    from engine.bundle.onnx import onnx_drift
+    from engine.bundle.onnx import onnx_drift, unsupervised_drift
+    from engine.models.autoencoder import detector_inputs
     from engine.models.tasks import inputs_and_targets
+    from engine.report.markdown import markdown_table
+    from engine.report.tables import write_csv
 
     X, y = inputs_and_targets(held_out)
     drift = onnx_drift(bundle, X, y, "lightgbm") + onnx_drift(bundle, X, y, "chosen")
     folder.mkdir(parents=True, exist_ok=True)
+    detector_rows = unsupervised_drift(bundle, detector_inputs(held_out), y["anomaly_flag"])
+    detector_csv = write_csv(folder / "unsupervised_drift.csv", detector_rows)
     path = folder / "onnx_drift.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(drift[0]))
@@ -220,9 +236,18 @@ def _onnx_stage(bundle, folder: Path, held_out: pa.Table) -> dict:
             f"| {_cell(row['fp32_decisions_changed'], ',')} | {_cell(row['int8_decisions_changed'], ',')} "
             f"| {entry['fp32_bytes']:,} | {_cell(entry.get('int8_bytes'), ',')} |"
         )
+    table += ["", "The unsupervised detector's score (five regressors, max |residual|), against LightGBM's:", ""]
+    table += markdown_table(
+        ["runtime", "max abs diff", "mean abs diff", "alarms changed", "PR-AUC"],
+        [
+            [r["runtime"], f"{r['max_abs_diff']:.2e}", f"{r['mean_abs_diff']:.2e}", f"{r['alarms_changed']:,}",
+             _cell(r["pr_auc"], ".4f")]
+            for r in detector_rows
+        ],
+    )  # fmt: skip
     markdown = path.with_suffix(".md")
     markdown.write_text("\n".join(table) + "\n")
-    return {"bundle": bundle, "csv": path, "markdown": markdown, "drift": drift}
+    return {"bundle": bundle, "csv": path, "markdown": markdown, "drift": drift, "unsupervised": detector_csv}
 
 
 def _cell(value, spec: str) -> str:

@@ -9,6 +9,9 @@ per input row, in input order::
     failure_type                                               the most probable class's name
     failure_type_p_normal, failure_type_p_vibration_issue, ... its 5 probabilities (engine.data.schema.FAILURE_TYPES)
     predicted_remaining_life                                   hours
+    unsupervised_anomaly, unsupervised_anomaly_decision        the unsupervised detector's score, score >= its
+                                                               threshold (with a bundle that has the detector)
+    residual_temperature, ...                                  its standardized residual per sensor
 
 as Parquet (or CSV, by the output's suffix). The file appears only when it is complete: it is written under a
 temporary name in the same folder and renamed.
@@ -36,6 +39,8 @@ from tqdm import tqdm
 from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.errors import BundleError, InvalidInputError
+from engine.features.batch_driver import run_history
+from engine.models.autoencoder import RESIDUAL_NAMES, SCORE_NAME
 
 __all__ = ["OUTPUT_SUFFIXES", "predict_with_c", "score_file", "scores_table"]
 
@@ -99,6 +104,13 @@ def scores_table(bundle, table: pa.Table, scores: dict) -> pa.Table:
             columns[_column_name(name)] = pa.array(scores["failure_type_proba"][:, k], pa.float64())
     if "predicted_remaining_life" in scores:
         columns["predicted_remaining_life"] = pa.array(scores["predicted_remaining_life"], pa.float64())
+    if SCORE_NAME in scores:
+        columns[SCORE_NAME] = pa.array(scores[SCORE_NAME], pa.float64())
+        with np.errstate(invalid="ignore"):
+            decision = scores[SCORE_NAME] >= bundle.unsupervised["threshold"]
+        columns[f"{SCORE_NAME}_decision"] = pa.array(decision, pa.bool_())
+        for name in RESIDUAL_NAMES:
+            columns[name] = pa.array(scores[name], pa.float64())
     return pa.table(columns)
 
 
@@ -135,9 +147,14 @@ def score_file(
             scores = predict_with_c(bundle, table, models, on_chunk=bar.update)
         else:
             X = bundle.inputs(table)
+            history = run_history(table) if bundle.unsupervised else None
             parts = []
             for start in range(0, max(X.shape[0], 1), CHUNK_ROWS):  # an empty file: every column, no rows
-                parts.append(bundle.predict_inputs(X[start : start + CHUNK_ROWS], backend=backend, models=models))
+                rows = slice(start, start + CHUNK_ROWS)
+                part = bundle.predict_inputs(
+                    X[rows], backend=backend, models=models, history=None if history is None else history[rows]
+                )
+                parts.append(part)
                 bar.update(min(CHUNK_ROWS, X.shape[0] - start))
             scores = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     finally:

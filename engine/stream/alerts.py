@@ -3,13 +3,17 @@
 :class:`AlertTracker` turns each scored sample into at most one alert per machine and task per episode of
 trouble (:mod:`kernels.hysteresis`), after a machine's first ``warmup`` samples: a binary task raises when
 its probability reaches the bundle's decision threshold on ``raise_after`` consecutive samples, and clears
-after ``clear_after`` consecutive samples under half of it; remaining life raises when the predicted hours
-fall to ``rul_hours`` and clears above 1.5 times that. Its state is plain JSON, so a stream checkpoint carries it.
+after ``clear_after`` consecutive samples under half of it; the unsupervised detector's score
+(``unsupervised_anomaly``, with a bundle that has it) likewise with its threshold; remaining life raises when
+the predicted hours fall to ``rul_hours`` and clears above 1.5 times that. Its state is plain JSON, so a stream
+checkpoint carries it.
 
 :class:`AlertExplainer` names the features that drove an alert: the largest TreeSHAP contributions
 (LightGBM's ``pred_contrib``) of the task's LightGBM model for that sample, towards the alert. When the chosen
 model is a LightGBM model these are exact contributions to the score that alerted; otherwise they explain the
-task's LightGBM model on the same inputs, the closest exact attribution the bundle holds.
+task's LightGBM model on the same inputs, the closest exact attribution the bundle holds. An unsupervised
+alert's drivers are its sensors with the largest |standardized residual| (:func:`residual_drivers`): what
+disagreed with what the rest of the machine and its history predicted.
 
 :func:`alert_quality` scores alerts against labels, per episode: a labelled episode is a run of positive
 samples of one machine (runs less than ``clear_after`` samples apart are one episode); an alert is a hit when
@@ -26,11 +30,25 @@ import numpy as np
 from engine.errors import InvalidInputError
 from engine.features.batch import FEATURE_NAMES
 from engine.features.machine_index import MachineIndex
+from engine.models.autoencoder import RESIDUAL_NAMES, SCORE_NAME
 from kernels.hysteresis import empty_state, hysteresis_step
+from kernels.names import SENSORS
 
-__all__ = ["ALERT_TASKS", "Alert", "AlertExplainer", "AlertRule", "AlertTracker", "alert_quality", "alert_rules"]
+__all__ = [
+    "ALERT_LABELS",
+    "ALERT_TASKS",
+    "Alert",
+    "AlertExplainer",
+    "AlertRule",
+    "AlertTracker",
+    "alert_quality",
+    "alert_rules",
+    "residual_drivers",
+]
 
-ALERT_TASKS = ("anomaly_flag", "maintenance_required", "downtime_risk", "predicted_remaining_life")
+ALERT_TASKS = ("anomaly_flag", "maintenance_required", "downtime_risk", SCORE_NAME, "predicted_remaining_life")
+# The labels an alert of each task is graded against (the unsupervised detector's are the anomaly labels).
+ALERT_LABELS = {**{task: task for task in ALERT_TASKS}, SCORE_NAME: "anomaly_flag"}
 INPUT_NAMES = (*FEATURE_NAMES, "machine_status")
 
 
@@ -55,14 +73,19 @@ class AlertRule:
             return labels <= self.raise_at if self.low else labels >= 0.5
 
 
-def alert_rules(thresholds: dict[str, float], rul_hours: float = 24.0) -> tuple[AlertRule, ...]:
-    """The rules of the four alerting tasks, from a bundle's decision thresholds (0.5 where it has none)."""
+def alert_rules(
+    thresholds: dict[str, float], rul_hours: float = 24.0, unsupervised: float | None = None
+) -> tuple[AlertRule, ...]:
+    """The rules of the alerting tasks, from a bundle's decision thresholds (0.5 where it has none) and its
+    unsupervised detector's threshold (no rule without one)."""
     if not rul_hours > 0:
         raise InvalidInputError(f"rul_hours must be positive, not {rul_hours}")
     rules = []
     for task in ALERT_TASKS[:3]:
         level = float(thresholds.get(task, 0.5))
         rules.append(AlertRule(task, level, level / 2))
+    if unsupervised is not None:
+        rules.append(AlertRule(SCORE_NAME, float(unsupervised), float(unsupervised) / 2))
     rules.append(AlertRule("predicted_remaining_life", float(rul_hours), 1.5 * float(rul_hours), low=True))
     return tuple(rules)
 
@@ -239,6 +262,19 @@ class AlertExplainer:
             order = np.argsort(-push, kind="stable")[: self.top]
             result.append(tuple((INPUT_NAMES[k], float(row[k]), float(push[k])) for k in order if push[k] > 0))
         return result
+
+
+def residual_drivers(
+    scores: dict[str, np.ndarray], rows: np.ndarray, inputs: np.ndarray, top: int = 3
+) -> list[tuple[tuple[str, float, float], ...]]:
+    """For each row of an unsupervised alert: the ``top`` (sensor, its value, its standardized residual) with the
+    largest |residual|, largest first; ``inputs`` are the rows' model inputs (their first five are the sensors)."""
+    result = []
+    for row, x in zip(np.asarray(rows, dtype=np.int64).tolist(), np.atleast_2d(inputs), strict=True):
+        residuals = np.array([scores[name][row] for name in RESIDUAL_NAMES], dtype=np.float64)
+        order = np.argsort(-np.nan_to_num(np.abs(residuals), nan=-1.0), kind="stable")[:top]
+        result.append(tuple((SENSORS[k], float(x[k]), float(residuals[k])) for k in order if np.isfinite(residuals[k])))
+    return result
 
 
 def _lightgbm_booster(bundle, task: str):

@@ -7,7 +7,8 @@
 
 Both take samples the scorer has already validated (statuses in 0..2, timestamps within the limit), so the only
 status left for a sample is accepted or late. ``score_batch`` returns the scores and a boolean mask of late rows;
-a late row scores NaN and its failure type is ``""``.
+a late row scores NaN and its failure type is ``""``. With the bundle's unsupervised detector, the scores also hold
+``unsupervised_anomaly`` and the five ``residual_<sensor>``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from engine.data.schema import FAILURE_TYPES, SENSORS
 from engine.errors import CompileError
 from engine.features.machine_index import MachineIndex
 from engine.features.stream import FeatureStream
+from engine.models.autoencoder import RESIDUAL_NAMES, SCORE_NAME
 from engine.models.tasks import design_matrix
+from kernels.history import N_HISTORY
 from kernels.names import FEATURE_NAMES
 from kernels.state import F_WIDTH, I_COUNT, I_LAST_TS, I_SAMPLES, I_WIDTH, N_SENSORS
 
@@ -29,7 +32,16 @@ __all__ = ["CBackend", "PythonBackend"]
 NAMES = np.asarray(FAILURE_TYPES)
 NAMES_OR_LATE = np.asarray([*FAILURE_TYPES, ""], dtype=NAMES.dtype)
 BINARY_FIELDS = {"anomaly_flag": "anomaly", "maintenance_required": "maintenance", "downtime_risk": "downtime"}
-SCORE_FIELDS = ("anomaly", "maintenance", "downtime", "failure_type", "failure_proba", "remaining_life")
+SCORE_FIELDS = (
+    "anomaly",
+    "maintenance",
+    "downtime",
+    "failure_type",
+    "failure_proba",
+    "remaining_life",
+    "unsupervised",
+    "residual",
+)
 
 
 class CBackend:
@@ -46,6 +58,7 @@ class CBackend:
             raise CompileError(f"{self._lib.path}: iot_state is {self._lib.state_size} bytes, not the kernel's layout")
         if SCORES_DTYPE.names != SCORE_FIELDS:
             raise CompileError(f"iot_scores has the fields {SCORES_DTYPE.names}, not {SCORE_FIELDS}")
+        self._detector = bundle.unsupervised is not None
         self._index = MachineIndex()
         self._score_one = self._lib.single_scorer()
         self._states = self._lib.new_states(max(1, int(capacity)), utc_offset_minutes)
@@ -57,13 +70,13 @@ class CBackend:
         slot = self._index.get(machine_id)
         if slot is None:
             slot = int(self._slots(np.array([machine_id], dtype=np.int64))[0])
-        code, (anomaly, maintenance, downtime, failure, proba, remaining) = self._score_one(
+        code, (anomaly, maintenance, downtime, failure, proba, remaining, unsupervised, residual) = self._score_one(
             slot, timestamp, values, status
         )
         if code != IOT_OK:
             self._check(code, machine_id)
             return None
-        return {
+        scores = {
             "anomaly_flag": anomaly,
             "maintenance_required": maintenance,
             "downtime_risk": downtime,
@@ -71,6 +84,10 @@ class CBackend:
             "failure_type_proba": proba,
             "predicted_remaining_life": remaining,
         }
+        if self._detector:
+            scores[SCORE_NAME] = unsupervised
+            scores.update(zip(RESIDUAL_NAMES, residual.tolist(), strict=True))
+        return scores
 
     def score_batch(self, ids, timestamps, values, statuses, remember: bool) -> tuple[dict, np.ndarray]:
         slots = self._slots(ids)
@@ -94,12 +111,15 @@ class CBackend:
         result["failure_type"] = names
         result["failure_type_proba"] = out["failure_proba"].copy()
         result["predicted_remaining_life"] = out["remaining_life"].copy()
+        if self._detector:
+            result[SCORE_NAME] = out["unsupervised"].copy()
+            result.update(zip(RESIDUAL_NAMES, out["residual"].T.copy(), strict=True))
         return result, late
 
     def _score_one_row(self, slot, timestamps, values, statuses) -> tuple[dict, np.ndarray]:
         """``score_batch`` of one row through ``iot_score``: the same values as ``iot_score_many``, with a
         fraction of the call overhead (a tick of a Kaggle-layout stream holds one sample)."""
-        code, (anomaly, maintenance, downtime, failure, proba, remaining) = self._score_one(
+        code, (anomaly, maintenance, downtime, failure, proba, remaining, unsupervised, residual) = self._score_one(
             slot, int(timestamps[0]), values[0].tolist(), int(statuses[0])
         )
         self._check(code, "of row 0")
@@ -112,6 +132,9 @@ class CBackend:
             "failure_type_proba": proba.reshape(1, -1),
             "predicted_remaining_life": np.array([remaining]),
         }
+        if self._detector:
+            result[SCORE_NAME] = np.array([unsupervised])
+            result.update(zip(RESIDUAL_NAMES, residual.reshape(-1, 1).copy(), strict=True))
         return result, np.array([late])
 
     def _check(self, code: int, what) -> None:
@@ -210,7 +233,8 @@ class PythonBackend:
         }
 
     def score_batch(self, ids, timestamps, values, statuses, remember: bool) -> tuple[dict, np.ndarray]:
-        features = self._stream.update_batch(ids, timestamps, values)
+        history = np.empty((ids.shape[0], N_HISTORY)) if self._bundle.unsupervised else None
+        features = self._stream.update_batch(ids, timestamps, values, history=history)
         self._journal = (features, statuses) if remember else None
         n = ids.shape[0]
         late = np.zeros(n, dtype=bool)
@@ -218,13 +242,19 @@ class PythonBackend:
         accepted = ~late
         result = {}
         if not accepted.any():
-            for task in (*BINARY_FIELDS, "predicted_remaining_life"):
+            floats = (*BINARY_FIELDS, "predicted_remaining_life")
+            if history is not None:
+                floats += (SCORE_NAME, *RESIDUAL_NAMES)
+            for task in floats:
                 result[task] = np.full(n, np.nan)
             result["failure_type"] = np.full(n, "", dtype=NAMES.dtype)
             result["failure_type_proba"] = np.full((n, len(FAILURE_TYPES)), np.nan)
             return result, late
         scores = self._bundle.predict_inputs(
-            design_matrix(features[accepted], statuses[accepted]), backend="lightgbm", models=self._models
+            design_matrix(features[accepted], statuses[accepted]),
+            backend="lightgbm",
+            models=self._models,
+            history=None if history is None else history[accepted],
         )
         for name, column in scores.items():
             if name == "failure_type":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.data.schema import FAILURE_TYPES
 from engine.errors import StreamStateError
+from engine.models.autoencoder import SCORE_NAME
 from engine.stream.alerts import (
     Alert,
 )
@@ -38,6 +39,7 @@ SCORE_COLUMNS = (
     "failure_type",
     *(f"p_{name.lower().replace(' ', '_')}" for name in FAILURE_TYPES),
     "predicted_remaining_life",
+    SCORE_NAME,  # NaN with a bundle that has no unsupervised detector
 )
 
 
@@ -98,6 +100,7 @@ def score_lines(start: int, ids, timestamps, late, scores: dict) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     proba = scores["failure_type_proba"]
+    unsupervised = scores.get(SCORE_NAME)
     for r in range(ids.shape[0]):
         writer.writerow(
             (
@@ -111,6 +114,7 @@ def score_lines(start: int, ids, timestamps, late, scores: dict) -> str:
                 scores["failure_type"][r],
                 *(repr(float(p)) for p in proba[r]),
                 repr(float(scores["predicted_remaining_life"][r])),
+                repr(float("nan") if unsupervised is None else float(unsupervised[r])),
             )
         )
     return buffer.getvalue()

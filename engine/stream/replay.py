@@ -29,6 +29,7 @@ import numpy as np
 from engine.bundle.files import MANIFEST
 from engine.bundle.format import Bundle
 from engine.errors import InvalidInputError, StreamStateError
+from engine.models.autoencoder import SCORE_NAME
 from engine.stream.alerts import (
     ALERT_TASKS,
     Alert,
@@ -36,6 +37,7 @@ from engine.stream.alerts import (
     AlertTracker,
     alert_quality,
     alert_rules,
+    residual_drivers,
 )
 from engine.stream.checkpoint import StreamState, read_state, write_state
 from engine.stream.outputs import ALERT_COLUMNS, SCORE_COLUMNS, alert_line, open_output, score_lines
@@ -108,7 +110,10 @@ class Replay:
         self.state_path = None if state_path is None else Path(state_path)
         self.on_alert = on_alert
         self.on_progress = on_progress
-        self.rules = alert_rules(self.bundle.thresholds, options.rul_hours)
+        detector = self.bundle.unsupervised
+        self.rules = alert_rules(
+            self.bundle.thresholds, options.rul_hours, None if detector is None else detector["threshold"]
+        )
         self._bundle_sha = hashlib.sha256((self.bundle.path / MANIFEST).read_bytes()).hexdigest()
         self._explainer = AlertExplainer(self.bundle)
         state = read_state(self.state_path) if self.state_path and self.state_path.exists() else None
@@ -229,7 +234,11 @@ class Replay:
             task_rows = raised[rule.task]
             if not task_rows.size:
                 continue
-            drivers = self._explainer.drivers(rule.task, np.array([inputs[int(r)] for r in task_rows]), rule.low)
+            rows_inputs = np.array([inputs[int(r)] for r in task_rows])
+            if rule.task == SCORE_NAME:
+                drivers = residual_drivers(scores, task_rows, rows_inputs)
+            else:
+                drivers = self._explainer.drivers(rule.task, rows_inputs, rule.low)
             for r, why in zip(task_rows.tolist(), drivers, strict=True):
                 new.append(
                     Alert(

@@ -15,6 +15,7 @@ from engine.data.schema import SENSORS
 from engine.data.synthetic import FLEET_INTERVAL_S
 from engine.errors import InvalidInputError
 from engine.stream.alerts import (
+    ALERT_LABELS,
     ALERT_TASKS,
 )
 
@@ -40,7 +41,9 @@ class ReplaySource:
     @classmethod
     def from_table(cls, table, name: str, identity: dict) -> ReplaySource:
         labels = {
-            task: table.column(task).to_numpy().astype(np.float64) for task in ALERT_TASKS if task in table.column_names
+            task: table.column(ALERT_LABELS[task]).to_numpy().astype(np.float64)
+            for task in ALERT_TASKS
+            if ALERT_LABELS[task] in table.column_names
         }
         return cls(
             name=name,

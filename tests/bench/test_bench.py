@@ -21,6 +21,7 @@ from compile.native import build_library
 from compile.tl2cgen_source import NativeSources
 from compile.uint8_trees import uint8_source
 from engine.models.tasks import TASKS
+from kernels.names import SENSORS
 from tests.oracles.scores import assert_equals_lightgbm
 from tests.small_models import on_thresholds, random_lightgbm
 
@@ -38,7 +39,7 @@ def quick_run(compiled, tmp_path_factory):
 def test_results_have_every_model_runtime_and_batch(quick_run):
     document, _, out = quick_run
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(document))
-    models = {task.name for task in TASKS} | {LARGE_MODEL}
+    models = {task.name for task in TASKS} | {LARGE_MODEL} | {f"unsupervised_{sensor}" for sensor in SENSORS}
     runtimes = set(RUNTIMES) - set(document["unavailable"])
     for name, reason in document["unavailable"].items():
         print(f"{name} unavailable: {reason}")
@@ -92,6 +93,21 @@ def test_report_files_and_end_to_end(quick_run):
         assert f"**{name}**" in report
     e2e = document["end_to_end"]
     assert e2e["samples"] > 500 and e2e["features_and_five_tasks_median_ns"] > e2e["features_median_ns"] > 0
+
+
+def test_the_unsupervised_detector_is_the_sum_of_its_five_regressors(quick_run):
+    document, _, out = quick_run
+    records = {(r["model"], r["runtime"], r["batch"]): r for r in document["records"] if r["threads"] == 1}
+    runtimes = set(RUNTIMES) - set(document["unavailable"])
+    totals = {(d["runtime"], d["batch"]): d for d in document["unsupervised"]}
+    assert {runtime for runtime, _ in totals} == runtimes
+    for (runtime, batch), total in totals.items():
+        parts = [records[f"unsupervised_{sensor}", runtime, batch] for sensor in SENSORS]
+        assert total["regressors"] == 5
+        assert total["median_ns_per_row"] == pytest.approx(sum(p["median_ns_per_row"] for p in parts), abs=0.5)
+        assert total["size_bytes"] == sum(p["size_bytes"] for p in parts)
+        assert total["max_abs_diff"] == max(p["max_abs_diff"] for p in parts)
+    assert "## The unsupervised detector (five regressors together)" in (out / "BENCH.md").read_text()
 
 
 @given(

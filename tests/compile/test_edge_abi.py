@@ -14,7 +14,10 @@ from compile.edge_binding import ABI, SCORES_DTYPE, STATUS, abi_declarations
 from compile.templates import c_source
 from engine.bundle.edge import edge_library
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
+from engine.models.autoencoder import DETECTOR_COLUMNS
+from engine.models.tasks import INPUT_COLUMNS
 from engine.stream.scorer import TIMESTAMP_LIMIT
+from kernels.history import N_HISTORY
 from kernels.names import FAILURE_TYPES, FEATURE_NAMES
 
 PROBE = Path(__file__).with_name("abi_probe.c")
@@ -30,7 +33,7 @@ def _compiler_view(header_folder, tmp_path) -> dict[str, int]:
 def test_the_binding_declares_what_the_built_header_says(compiled):
     exported = (compiled[0].path / "edge" / "src" / "iotengine.h").read_text()
     assert abi_declarations(exported) == ABI == abi_declarations(c_source("iotengine.h.in"))
-    for function in ("iot_state_init", "iot_features", "iot_score", "iot_score_many", "iot_status_str"):
+    for function in ("iot_state_init", "iot_features", "iot_history", "iot_score", "iot_score_many", "iot_status_str"):
         assert re.search(rf"\b{function}\(", ABI), function
     assert re.search(r"enum iot_status iot_state_init\(iot_state \*s, int32_t utc_offset_minutes\);", ABI)
 
@@ -45,6 +48,9 @@ def test_status_codes_layout_and_limits_are_the_c_compilers(compiled, tmp_path):
     library = edge_library(compiled[0])
     assert seen["state"] == library.state_size
     assert seen["limit"] == TIMESTAMP_LIMIT and seen["max_offset"] == MAX_UTC_OFFSET_MINUTES
+    assert (seen["inputs"], seen["history"]) == (len(INPUT_COLUMNS), N_HISTORY)
+    assert seen["detector_inputs"] == len(DETECTOR_COLUMNS) == len(INPUT_COLUMNS) + N_HISTORY
+    assert seen["has_unsupervised"] == 1  # the fixture's bundle has the detector
 
 
 def test_the_library_names_and_describes_what_python_does(compiled):

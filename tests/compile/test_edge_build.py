@@ -173,7 +173,8 @@ def test_example_program_matches_bundle_predict(compiled, example_program, real_
     expected = bundle.predict(real_sample_path)
     assert (got["code"] == "ok").all() and len(got) == 2231
     for column, task in (("anomaly", "anomaly_flag"), ("maintenance", "maintenance_required"),
-                         ("downtime", "downtime_risk"), ("remaining_life", "predicted_remaining_life")):  # fmt: skip
+                         ("downtime", "downtime_risk"), ("remaining_life", "predicted_remaining_life"),
+                         ("unsupervised", "unsupervised_anomaly")):  # fmt: skip
         assert np.max(np.abs(got[column].to_numpy() - expected[task])) <= TOLERANCE, column
     proba = got[[f"p_{name}" for name in FAILURE_TYPES]].to_numpy()
     assert np.max(np.abs(proba - expected["failure_type_proba"])) <= TOLERANCE
