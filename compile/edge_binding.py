@@ -11,7 +11,7 @@ NumPy buffer owned by the caller (:class:`engine.stream.scorer.StreamScorer`), `
 cffi releases the GIL during each call.
 
 >>> STATUS["IOT_LATE"], SCORES_DTYPE.itemsize, SCORES_DTYPE.names[3]
-(1, 80, 'failure_type')
+(1, 128, 'failure_type')
 """
 
 from __future__ import annotations
