@@ -163,7 +163,8 @@ def _machine_days(table) -> float:
     ids, ts = ids[order], ts[order]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     ends = np.r_[starts[1:], len(ids)] - 1
-    step = np.median(np.diff(np.unique(ts))) if np.unique(ts).size > 1 else 60.0
+    distinct = np.unique(ts)
+    step = np.median(np.diff(distinct)) if distinct.size > 1 else 60.0
     return float(np.sum(ts[ends] - ts[starts] + step)) / 86400.0
 
 
