@@ -24,7 +24,7 @@ from cffi import FFI
 
 from compile.binding import open_verified_library
 from compile.errors import CompileError, InvalidInputError
-from compile.templates import c_source
+from compile.templates import c_source, fill_text
 from kernels.names import FAILURE_TYPES
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "EdgeLibrary",
     "SingleScorer",
     "abi_declarations",
+    "real_abi",
 ]
 
 HEADER = "iotengine.h.in"
@@ -50,7 +51,14 @@ def abi_declarations(header: str) -> str:
     return header[header.index(_BEGIN) + len(_BEGIN) : header.index(_END)]
 
 
-ABI = abi_declarations(c_source(HEADER))
+def real_abi(real: str = "double") -> str:
+    """The ABI of an edge library whose iot_real is ``real`` (the header's two typedefs filled in)."""
+    count = {"double": "int64_t", "float": "uint32_t"}[real]
+    return fill_text(abi_declarations(c_source(HEADER)), HEADER, REAL=real, COUNT=count)
+
+
+# The binding loads double builds: the Numba kernel's arithmetic and state layout.
+ABI = real_abi("double")
 _LAYOUT = FFI()
 _LAYOUT.cdef(ABI)
 

@@ -174,7 +174,8 @@ def model_file(model: EdgeModel, source: ModelSource, out_count: int) -> str:
         OUT_COUNT=out_count,
         SHAPE=source.shape,
         N_COLUMNS=0 if columns is None else len(columns),
-        COLUMNS=""
+        COLUMNS="#define MODEL_COLUMN(c) (c)"
         if columns is None
-        else f"static const int columns[MODEL_N_COLUMNS] = {{{', '.join(map(str, columns))}}};",
+        else f"static const int columns[MODEL_N_COLUMNS] = {{{', '.join(map(str, columns))}}};\n"
+        "#define MODEL_COLUMN(c) columns[c]",
     )

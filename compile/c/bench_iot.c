@@ -17,16 +17,11 @@
 
 #include "iot_models.h"
 #include "iotengine.h"
+#include "iot_samples.h"
 
-typedef struct {
-  int64_t machine;
-  int64_t timestamp_s;
-  double sensors[IOT_N_SENSORS];
-  int32_t status;
-  int32_t pad;
-} record;
 
 #define BLOCK 1000
+#define SENSORS_OF(k) (sensors + IOT_N_SENSORS * (k))
 
 static double now_ns(void) {
   struct timespec t;
@@ -49,6 +44,7 @@ int main(int argc, char **argv) {
   int64_t n = 0, machines = 0, span, i, pass, passes, min_samples;
   record *records;
   iot_state *states;
+  iot_real *sensors; /* the records' sensors as iot_real */
   double *block_features, *block_score, *calls, sink = 0.0;
   size_t blocks = 0, n_calls = 0;
   if (argc < 2) {
@@ -67,6 +63,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   fclose(file);
+  sensors = malloc(sizeof(iot_real) * IOT_N_SENSORS * (size_t)n);
+  if (sensors == NULL) return 2;
+  for (i = 0; i < n * IOT_N_SENSORS; ++i) sensors[i] = (iot_real)records[i / IOT_N_SENSORS].sensors[i % IOT_N_SENSORS];
   for (i = 0; i < n; ++i) if (records[i].machine + 1 > machines) machines = records[i].machine + 1;
   span = records[n - 1].timestamp_s - records[0].timestamp_s + 86400;
   passes = (min_samples + n - 1) / n;
@@ -80,14 +79,14 @@ int main(int argc, char **argv) {
   for (pass = -1; pass < passes; ++pass) {
     for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
     for (i = 0; i + BLOCK <= n; i += BLOCK) {
-      double out[IOT_N_FEATURES];
+      iot_real out[IOT_N_FEATURES];
       const int64_t shift = (pass + 1) * span;
       const double start = now_ns();
       int64_t k;
       for (k = i; k < i + BLOCK; ++k) {
         const record *r = &records[k];
-        iot_features(&states[r->machine], r->timestamp_s + shift, r->sensors, out);
-        sink += out[25];
+        iot_features(&states[r->machine], r->timestamp_s + shift, SENSORS_OF(k), out);
+        sink += (double)out[25];
       }
       if (pass >= 0) block_features[blocks++] = (now_ns() - start) / BLOCK;
     }
@@ -104,8 +103,8 @@ int main(int argc, char **argv) {
         int64_t k;
         for (k = i; k < i + BLOCK; ++k) {
           const record *r = &records[k];
-          iot_score(&states[r->machine], r->timestamp_s + shift, r->sensors, r->status, &scores);
-          sink += scores.anomaly;
+          iot_score(&states[r->machine], r->timestamp_s + shift, SENSORS_OF(k), r->status, &scores);
+          sink += (double)scores.anomaly;
         }
         if (pass >= 0) block_score[score_blocks++] = (now_ns() - start) / BLOCK;
       }
@@ -117,9 +116,9 @@ int main(int argc, char **argv) {
         iot_scores scores;
         const record *r = &records[i];
         const double start = now_ns();
-        iot_score(&states[r->machine], r->timestamp_s + pass * span, r->sensors, r->status, &scores);
+        iot_score(&states[r->machine], r->timestamp_s + pass * span, SENSORS_OF(i), r->status, &scores);
         calls[n_calls++] = now_ns() - start;
-        sink += scores.remaining_life;
+        sink += (double)scores.remaining_life;
       }
     }
     printf("{\"samples\": %lld, \"machines\": %lld, \"state_bytes\": %lu, ", (long long)(blocks * BLOCK),
@@ -134,7 +133,7 @@ int main(int argc, char **argv) {
   /* iot_score_many over micro-batches of 256 samples (how StreamScorer calls it), per sample */
   {
     int64_t *index = malloc(sizeof(int64_t) * (size_t)n), *stamps = malloc(sizeof(int64_t) * (size_t)n);
-    double *values = malloc(sizeof(double) * IOT_N_SENSORS * (size_t)n);
+    iot_real *values = malloc(sizeof(iot_real) * IOT_N_SENSORS * (size_t)n);
     int32_t *statuses = malloc(sizeof(int32_t) * (size_t)n), *codes = malloc(sizeof(int32_t) * (size_t)n);
     iot_scores *scores = malloc(sizeof(iot_scores) * (size_t)n);
     double *many = malloc(sizeof(double) * (size_t)(passes * n / 256 + 1));
@@ -147,7 +146,7 @@ int main(int argc, char **argv) {
       for (i = 0; i < n; ++i) {
         index[i] = records[i].machine;
         stamps[i] = records[i].timestamp_s + (pass + 1) * span;
-        memcpy(values + IOT_N_SENSORS * i, records[i].sensors, sizeof records[i].sensors);
+        memcpy(values + IOT_N_SENSORS * i, SENSORS_OF(i), sizeof(iot_real) * IOT_N_SENSORS);
         statuses[i] = records[i].status;
       }
       for (i = 0; i + 256 <= n; i += 256) {
@@ -155,7 +154,7 @@ int main(int argc, char **argv) {
         iot_score_many(states, index + i, stamps + i, values + IOT_N_SENSORS * i, statuses + i, 256, scores + i,
                        codes + i);
         if (pass >= 0) many[many_blocks++] = (now_ns() - start) / 256;
-        sink += scores[i].anomaly;
+        sink += (double)scores[i].anomaly;
       }
     }
     printf("\"score_many_ns_median\": %.1f, \"score_many_ns_p99\": %.1f, ", quantile(many, many_blocks, 0.5),
@@ -170,28 +169,28 @@ int main(int argc, char **argv) {
   }
   /* each model alone, on the inputs of the first pass, blocks of BLOCK calls */
   {
-    double *inputs = malloc(sizeof(double) * IOT_N_DETECTOR_INPUTS * (size_t)n);
+    iot_real *inputs = malloc(sizeof(iot_real) * IOT_N_DETECTOR_INPUTS * (size_t)n);
     int task;
     size_t model_blocks;
     if (inputs == NULL) return 2;
     for (i = 0; i < machines; ++i) iot_state_init(&states[i], IOT_UTC_OFFSET_MINUTES);
     for (i = 0; i < n; ++i) {
-      double *row = inputs + i * IOT_N_DETECTOR_INPUTS;
+      iot_real *row = inputs + i * IOT_N_DETECTOR_INPUTS;
       iot_history(&states[records[i].machine], row + IOT_N_INPUTS);
-      iot_features(&states[records[i].machine], records[i].timestamp_s, records[i].sensors, row);
-      row[IOT_N_FEATURES] = (double)records[i].status;
+      iot_features(&states[records[i].machine], records[i].timestamp_s, SENSORS_OF(i), row);
+      row[IOT_N_FEATURES] = (iot_real)records[i].status;
     }
     printf("\"tasks_ns_median\": {");
     for (task = 0; task < IOT_N_TASKS; ++task) {
       model_blocks = 0;
       for (pass = -1; pass < passes; ++pass) {
         for (i = 0; i + BLOCK <= n; i += BLOCK) {
-          double out[IOT_N_FAILURE_TYPES];
+          iot_real out[IOT_N_FAILURE_TYPES];
           const double start = now_ns();
           int64_t k;
           for (k = i; k < i + BLOCK; ++k) {
             iot_model_entries[task].predict(inputs + k * IOT_N_DETECTOR_INPUTS, out);
-            sink += out[0];
+            sink += (double)out[0];
           }
           if (pass >= 0) block_score[model_blocks++] = (now_ns() - start) / BLOCK;
         }
@@ -209,7 +208,7 @@ int main(int argc, char **argv) {
         int64_t k;
         for (k = i; k < i + BLOCK; ++k) {
           iot_unsupervised_row(inputs + k * IOT_N_DETECTOR_INPUTS, &scores);
-          sink += scores.residual[0];
+          sink += (double)scores.residual[0];
         }
         if (pass >= 0) block_score[model_blocks++] = (now_ns() - start) / BLOCK;
       }
@@ -222,6 +221,7 @@ int main(int argc, char **argv) {
     free(inputs);
   }
   free(records);
+  free(sensors);
   free(states);
   free(block_features);
   free(block_score);

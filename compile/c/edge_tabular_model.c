@@ -5,13 +5,16 @@
  *                      0: linear (coef, intercept, N_ROWS)
  *   MODEL_LINK         0: none (regression), 1: logistic (binary), 2: softmax (multiclass)
  *   MODEL_BINARY       1: a binary task, whose score is the probability of class 1
- * The operations are engine/models/model_files.py's TabularPredictor's, in its order, so the bits are its. */
-static void model_row(const double *x, double *result) {
+ * The operations are engine/models/model_files.py's TabularPredictor's, in its order, so the bits are its.
+ * It reads the library's iot_real inputs itself, widening each into z (MODEL_READS_REAL): a float build needs no
+ * double copy of the row. */
+#define MODEL_READS_REAL 1
+static void model_row(const iot_real *x, double *result) {
   double z[N_Z];
   int j, c, k = 0;
   /* engine.models.zoo.expand_status: the inputs without machine_status, then status == 0, 1, 2 */
-  for (j = 0; j < N_MODEL_INPUTS; ++j) if (j != STATUS_AT) z[k++] = x[j];
-  for (c = 0; c < 3; ++c) z[k++] = x[STATUS_AT] == (double)c ? 1.0 : 0.0;
+  for (j = 0; j < N_MODEL_INPUTS; ++j) if (j != STATUS_AT) z[k++] = (double)x[j];
+  for (c = 0; c < 3; ++c) z[k++] = (double)x[STATUS_AT] == (double)c ? 1.0 : 0.0;
   for (j = 0; j < N_Z; ++j) if (isnan(z[j])) z[j] = medians[j];
 #if MODEL_SCALED
   for (j = 0; j < N_Z; ++j) z[j] = (z[j] - scale_mean[j]) / scale_scale[j];

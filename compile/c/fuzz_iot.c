@@ -28,11 +28,13 @@ static void check_scores(const iot_scores *s) {
   for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) check(!(s->failure_proba[k] < 0.0 || s->failure_proba[k] > 1.0));
 }
 
-static void score_checked(iot_state *s, int64_t timestamp_s, const double sensors[IOT_N_SENSORS], int32_t status,
+static void score_checked(iot_state *s, int64_t timestamp_s, const iot_real sensors[IOT_N_SENSORS], int32_t status,
                           int features_only) {
   iot_state before;
   iot_scores scores;
-  double out[IOT_N_FEATURES];
+  iot_real out[IOT_N_FEATURES];
+  unsigned char record[sizeof(iot_state) + 64];
+  iot_state restored;
   enum iot_status rc;
   memcpy(&before, s, sizeof before);
   rc = features_only ? iot_features(s, timestamp_s, sensors, out)
@@ -44,6 +46,19 @@ static void score_checked(iot_state *s, int64_t timestamp_s, const double sensor
     check(rc == IOT_LATE || rc == IOT_EINVAL);
     check(memcmp(&before, s, sizeof before) == 0);
   }
+  /* every state the library reaches saves and restores to the same bytes */
+  check(iot_state_record_size() <= sizeof record);
+  check(iot_state_save(s, record, sizeof record) == IOT_OK);
+  check(iot_state_restore(&restored, record, iot_state_record_size()) == IOT_OK);
+  check(memcmp(&restored, s, sizeof restored) == 0);
+}
+
+/* Any bytes as a state record: refused (the state untouched) or restored. */
+static void fuzz_record(const uint8_t *data, size_t size) {
+  iot_state s, before;
+  iot_state_init(&s, 0);
+  memcpy(&before, &s, sizeof s);
+  if (iot_state_restore(&s, data, size) != IOT_OK) check(memcmp(&before, &s, sizeof s) == 0);
 }
 
 static void fuzz_binary(const uint8_t *data, size_t size) {
@@ -67,10 +82,12 @@ static void fuzz_binary(const uint8_t *data, size_t size) {
     const uint8_t control = data[at];
     iot_state *s = &states[control % MACHINES];
     int64_t raw;
-    double sensors[IOT_N_SENSORS];
+    double values[IOT_N_SENSORS];
+    iot_real sensors[IOT_N_SENSORS];
     int32_t status;
     memcpy(&raw, data + at + 1, 8);
-    memcpy(sensors, data + at + 9, 40);
+    memcpy(values, data + at + 9, 40);
+    for (k = 0; k < IOT_N_SENSORS; ++k) sensors[k] = (iot_real)values[k];
     memcpy(&status, data + at + 49, 4);
     at += 53;
     if (control & 4u) { /* mostly in order: a small step from the machine's last timestamp */
@@ -96,7 +113,9 @@ static void fuzz_csv(const uint8_t *data, size_t size) {
     if (!have_header) {
       have_header = iot_csv_header(text + start, end - start, &layout, err, sizeof err) == 0;
     } else if (iot_csv_row(text + start, end - start, &layout, &sample, err, sizeof err) == 0) {
-      score_checked(&states[(uint64_t)sample.machine_id % MACHINES], sample.timestamp_s, sample.sensors,
+      iot_real sensors[IOT_N_SENSORS];
+      for (k = 0; k < IOT_N_SENSORS; ++k) sensors[k] = (iot_real)sample.sensors[k];
+      score_checked(&states[(uint64_t)sample.machine_id % MACHINES], sample.timestamp_s, sensors,
                     sample.machine_status, 0);
     } else {
       check(strlen(err) < sizeof err);
@@ -114,8 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   iot_state s;
   iot_scores scores;
-  double sensors[IOT_N_SENSORS] = {0.0, 0.0, 0.0, 0.0, 0.0};
-  double out[IOT_N_FEATURES];
+  iot_real sensors[IOT_N_SENSORS] = {0, 0, 0, 0, 0};
+  iot_real out[IOT_N_FEATURES];
   check(iot_state_init(NULL, 0) == IOT_EINVAL);
   check(iot_state_init(&s, IOT_MAX_UTC_OFFSET_MINUTES + 1) == IOT_EINVAL);
   check(iot_state_init(&s, -IOT_MAX_UTC_OFFSET_MINUTES) == IOT_OK);
@@ -128,7 +147,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(iot_score(&s, 0, sensors, 3, &scores) == IOT_EINVAL && s.samples == 0);
   (void)out;
   if (size == 0) return 0;
-  if (data[0] & 1u) {
+  if (data[0] & 2u) {
+    fuzz_record(data + 1, size - 1);
+  } else if (data[0] & 1u) {
     fuzz_binary(data + 1, size - 1);
   } else {
     fuzz_csv(data + 1, size - 1);

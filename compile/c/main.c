@@ -12,6 +12,12 @@
 #include "iot_csv.h"
 #include "iotengine.h"
 
+#if IOT_REAL_IS_FLOAT
+#define REAL_FORMAT ",%.9g" /* enough digits to read the same float back */
+#else
+#define REAL_FORMAT ",%.17g"
+#endif
+
 #define MAX_MACHINES 1024
 #define MAX_LINE 4096 /* bytes per line, newline included */
 
@@ -38,12 +44,18 @@ static iot_state *state_of(machine_table *table, int64_t id) {
   return NULL;
 }
 
+static void print_real(iot_real value) { printf(REAL_FORMAT, (double)value); }
+
 static void print_scores(const iot_scores *s) {
   int k;
-  printf(",%.17g,%.17g,%.17g,%s", s->anomaly, s->maintenance, s->downtime,
-         iot_failure_type_names[s->failure_type]);
-  for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) printf(",%.17g", s->failure_proba[k]);
-  printf(",%.17g,%.17g\n", s->remaining_life, s->unsupervised);
+  print_real(s->anomaly);
+  print_real(s->maintenance);
+  print_real(s->downtime);
+  printf(",%s", iot_failure_type_names[s->failure_type]);
+  for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) print_real(s->failure_proba[k]);
+  print_real(s->remaining_life);
+  print_real(s->unsupervised);
+  printf("\n");
 }
 
 int main(int argc, char **argv) {
@@ -76,6 +88,7 @@ int main(int argc, char **argv) {
   while (fgets(line, sizeof line, stdin) != NULL) {
     size_t length = strlen(line);
     iot_csv_sample sample;
+    iot_real sensors[IOT_N_SENSORS];
     iot_state *state;
     enum iot_status rc;
     line_number += 1;
@@ -98,17 +111,18 @@ int main(int argc, char **argv) {
       return 2;
     }
     printf("%lld,%lld", (long long)sample.machine_id, (long long)sample.timestamp_s);
+    for (k = 0; k < IOT_N_SENSORS; ++k) sensors[k] = (iot_real)sample.sensors[k]; /* the nearest float */
     if (features) {
-      double out[IOT_N_FEATURES];
-      rc = iot_features(state, sample.timestamp_s, sample.sensors, out);
+      iot_real out[IOT_N_FEATURES];
+      rc = iot_features(state, sample.timestamp_s, sensors, out);
       if (rc == IOT_OK) {
         printf(",ok");
-        for (k = 0; k < IOT_N_FEATURES; ++k) printf(",%.17g", out[k]);
+        for (k = 0; k < IOT_N_FEATURES; ++k) print_real(out[k]);
         printf("\n");
       }
     } else {
       iot_scores scores;
-      rc = iot_score(state, sample.timestamp_s, sample.sensors, sample.machine_status, &scores);
+      rc = iot_score(state, sample.timestamp_s, sensors, sample.machine_status, &scores);
       if (rc == IOT_OK) {
         printf(",ok");
         print_scores(&scores);

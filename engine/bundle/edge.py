@@ -91,11 +91,14 @@ def export_bundle_c(
     *,
     models: str = "chosen",
     trees: str = "iot",
+    real: str = "double",
+    target: str = "host",
     progress: Callable[[str], None] = print,
 ) -> EdgeTree:
-    """The edge C source tree of a bundle (or bundle path) in ``out`` (``iotengine export-c``)."""
+    """The edge C source tree of a bundle (or bundle path) in ``out`` (``iotengine export-c``), for ``target``
+    with iot_real ``real`` (:func:`compile.edge.export_c`)."""
     bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-    return export_c(edge_spec(bundle, models), out, trees=trees, progress=progress)
+    return export_c(edge_spec(bundle, models), out, trees=trees, real=real, target=target, progress=progress)
 
 
 def build_edge(

@@ -108,19 +108,51 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_export_c(args) -> int:
+    import json
+
     from compile.edge import make
+    from compile.edge_resources import measure_target
+    from compile.edge_targets import edge_target
     from engine.bundle.edge import export_bundle_c
+    from engine.bundle.flash_budget import export_for_budget
 
     started = time.perf_counter()
-    tree = export_bundle_c(args.bundle, args.out, models=args.models, trees=args.trees)
-    print(
-        f"wrote {len(list(tree.directory.iterdir()))} files to {tree.directory} "
-        f"(library: {' '.join(tree.library_sources)})"
-    )
+    target = edge_target(args.target)
+    if args.data is not None and args.flash_budget is None:
+        raise InvalidInputError("--data is for --flash-budget's refits; give --flash-budget BYTES too")
+    if args.flash_budget is not None:
+        if args.flash_budget <= 0:
+            raise InvalidInputError(f"--flash-budget must be a positive number of bytes, not {args.flash_budget}")
+        result = export_for_budget(args.bundle, args.out, budget=args.flash_budget, target=args.target,
+                                   real=args.real, data=args.data, progress=print)  # fmt: skip
+        for row in result.rows():
+            print(
+                f"  {row['task']}: {row['model']} ({row['form']}), {row['flash_bytes']:,} bytes, CV {row['score']} "
+                f"{row['cv_score']:.4f} (full model {row['full_cv_score']:.4f}, given up {row['given_up']:+.4f})"
+            )
+        print(f"the image takes {result.resources['flash_bytes']:,} of {args.flash_budget:,} bytes on {args.target}")
+        tree_dir, sources = Path(args.out), None
+    else:
+        tree = export_bundle_c(args.bundle, args.out, models=args.models, trees=args.trees, real=args.real,
+                               target=args.target)  # fmt: skip
+        tree_dir, sources = tree.directory, tree.library_sources
+        print(f"wrote {len(list(tree_dir.iterdir()))} files to {tree_dir} (library: {' '.join(sources)})")
     if args.build:
-        make(tree.directory, "all", "iotengine_bench", compiler=args.cc)
-        print(f"built libiotengine.a, libiotengine.so, iotengine_example and iotengine_bench with {args.cc} -O2")
-        print(f"try: {tree.directory / 'iotengine_example'} < telemetry.csv")
+        compiler = args.cc or target.compiler
+        programs = ("all", "iotengine_bench") if target.hosted else ("libiotengine.a", "mcu_image.elf")
+        make(tree_dir, *programs, compiler=compiler)
+        print(f"built {', '.join(programs)} with {compiler} -O2")
+        if sources is None:
+            sources = tuple(json.loads((tree_dir / "MANIFEST.json").read_text())["library_sources"])
+        resources = measure_target(tree_dir, args.target, sources)
+        (tree_dir / "RESOURCES.json").write_text(json.dumps(resources, indent=1) + "\n")
+        print(
+            f"{args.target} ({args.real}), -Os: {resources['flash_bytes']:,} bytes of flash, "
+            f"{resources['ram_static_bytes']:,} bytes of static RAM, stack {resources['stack_iot_score']:,} bytes "
+            f"(iot_score), allocator: {', '.join(resources['allocators']) or 'none'} (RESOURCES.json)"
+        )
+        if target.hosted:
+            print(f"try: {tree_dir / 'iotengine_example'} < telemetry.csv")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -11,6 +11,8 @@
                         charts, results.json
 ``iotengine compile``   compile a bundle's tree models to native libraries (treelite + tl2cgen + gcc, and
                         iotengine's own generator), export its models to ONNX fp32 and int8, build the C edge library
+``iotengine export-c``  the dependency-free C library of a bundle for the host or a Cortex-M (M0+, M4F, M7), in
+                        double or float, optionally the most accurate models within a flash budget
 ``iotengine stream``    replay telemetry through the streaming scorer: alerts as they happen, a status line, a
                         summary; ``--state FILE`` checkpoints so a restart continues where it stopped
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
@@ -25,7 +27,7 @@ import argparse
 from pathlib import Path
 
 from engine import __version__
-from engine.bundle.choices import BACKENDS, EDGE_TREE_FORMS, MODEL_SETS
+from engine.bundle.choices import BACKENDS, EDGE_TARGETS, EDGE_TREE_FORMS, MODEL_SETS
 from engine.data.synthetic import FLEET_INTERVAL_S
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
 from engine.pipeline.run import RUN_ROWS
@@ -119,12 +121,37 @@ def build_parser() -> argparse.ArgumentParser:
     export_c = commands.add_parser(
         "export-c",
         parents=[bundle, model_set],
-        help="write the dependency-free C library of a bundle (features + models, iotengine.h)",
+        help="write the dependency-free C library of a bundle (features + models, iotengine.h), for the host or a "
+        "Cortex-M, in double or float, optionally within a flash budget",
     )
     export_c.add_argument("--out", required=True, type=Path, help="folder for the C sources, Makefile, CMakeLists")
     export_c.add_argument("--trees", default="iot", choices=EDGE_TREE_FORMS, help=TREES_HELP)
-    export_c.add_argument("--build", action="store_true", help="also run make (library, example, benchmark)")
-    export_c.add_argument("--cc", default="gcc", help="C compiler for --build (default gcc)")
+    export_c.add_argument(
+        "--target",
+        default="host",
+        choices=EDGE_TARGETS,
+        help="the machine the Makefile builds for: host (gcc), or a Cortex-M with Debian's arm-none-eabi-gcc",
+    )
+    export_c.add_argument(
+        "--real", default="double", choices=("double", "float"), help="iot_real: sensors, features, states, scores"
+    )
+    export_c.add_argument(
+        "--flash-budget",
+        type=int,
+        metavar="BYTES",
+        help="pick per task the most accurate model (bundle sets, tree forms, smaller LightGBM refits with --data) "
+        "that fits this flash with the rest of the library; writes FLASH_BUDGET.json",
+    )
+    export_c.add_argument(
+        "--data", type=Path, help="training telemetry for --flash-budget's refits and their cross-validated scores"
+    )
+    export_c.add_argument(
+        "--build",
+        action="store_true",
+        help="also run make (host: library, example, benchmark; Cortex-M: library and a firmware image) and "
+        "measure flash, RAM and stack into RESOURCES.json",
+    )
+    export_c.add_argument("--cc", default=None, help="C compiler for --build (default: the target's)")
     export_c.set_defaults(command="export-c")
 
     score = commands.add_parser(

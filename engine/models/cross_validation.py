@@ -53,6 +53,7 @@ __all__ = [
     "choose_best",
     "choose_threshold",
     "cross_validate",
+    "cross_validate_candidates",
     "fit_model",
     "fold_metrics",
     "parallel_map",
@@ -204,23 +205,41 @@ def cross_validate(
     unknown = [name for name in names if name not in zoo]
     if unknown:
         raise InvalidInputError(f"unknown model families for {task.kind} tasks: {', '.join(unknown)}")
+    return cross_validate_candidates(
+        task, {name: zoo[name] for name in names}, X, y, folds=folds, seed=seed, workers=workers, on_fit=on_fit
+    )
+
+
+def cross_validate_candidates(
+    task: Task,
+    named: dict[str, Candidate],
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int = 3,
+    seed: int = 0,
+    workers: int = 1,
+    on_fit: Callable[[str, int], None] | None = None,
+) -> dict[str, ModelResult]:
+    """K-fold CV of the given candidates, by name, on the folds :func:`cross_validate` uses for the same
+    ``folds`` and ``seed`` (so their scores compare with the zoo's)."""
     fold_indices = splits(task, y, folds, seed)
 
     def fit_fold(job: tuple[str, int]):
         name, k = job
         train, test = fold_indices[k]
         started = time.perf_counter()
-        estimator = fit_model(zoo[name], X[train], y[train])
+        estimator = fit_model(named[name], X[train], y[train])
         seconds = time.perf_counter() - started
         scores = predict_scores(task, estimator, X[test])
         if on_fit is not None:
             on_fit(name, k)
         return seconds, scores, fold_metrics(task, y[test], scores)
 
-    jobs = [(name, k) for name in names for k in range(len(fold_indices))]
+    jobs = [(name, k) for name in named for k in range(len(fold_indices))]
     done = dict(zip(jobs, parallel_map(fit_fold, jobs, workers), strict=True))
     results = {}
-    for name in names:
+    for name in named:
         result = ModelResult(task.name, name)
         oof = np.zeros((len(y), len(task.classes))) if task.kind == "multiclass" else np.zeros(len(y))
         for k, (_, test) in enumerate(fold_indices):

@@ -104,6 +104,7 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         f"(medians, {timing['samples']:,} samples).",
         f"- The example program's scores differ from `bundle.predict` by at most {edge['example_max_abs_diff']:.1e}.",
         *_detector_in_c(edge),
+        *_targets_in_c(edge_files),
         "",
     ]
     score = results["score"]
@@ -180,6 +181,25 @@ def _unsupervised_section(out: Path, training, stream_bundle) -> list[str]:
             "",
         ]
     return lines
+
+
+def _targets_in_c(edge_files: list[Path]) -> list[str]:
+    """REPORT.md's lines of the edge report's targets (targets.json: bench/edge_targets.py)."""
+    targets = next((p for p in edge_files if p.name == "targets.json"), None)
+    if targets is None:
+        return []
+    report = json.loads(targets.read_text())
+    builds = ", ".join(
+        f"{b['target']} ({b['real']}) {b['flash_bytes'] / 1024:,.0f} KiB, stack {b['stack_iot_score']:,} B"
+        for b in report["builds"].values()
+    )
+    drift = ", ".join(f"{name} {d['rows_with_equal_decisions']:.2%}" for name, d in report["float_drift"].items())
+    missing = "; not measured: " + ", ".join(report["not_measured"]) if report["not_measured"] else ""
+    return [
+        f"- Targets, the {report['models']} set as {report['trees']} (-Os, flash of a minimal image): {builds}"
+        f"{missing}.",
+        f"- float against double, rows with the same decisions: {drift}.",
+    ]
 
 
 def _detector_in_c(edge: dict) -> list[str]:

@@ -290,8 +290,12 @@ def _bench_summary(files: list[Path]) -> str:
 
 def _edge_stage(bundle_path: Path, folder: Path, fleet, kaggle) -> list[Path]:
     from bench.edge import edge_report
+    from bench.edge_targets import add_target_report
+    from engine.bundle.format import Bundle
 
-    return edge_report(bundle_path, folder, fleet, kaggle, progress=_progress_line, built=True)
+    files = edge_report(bundle_path, folder, fleet, kaggle, progress=_progress_line, built=True)
+    tables = {"kaggle": kaggle, "fleet": fleet}
+    return files + add_target_report(Bundle.load(bundle_path), folder, tables, files[0], progress=_progress_line)
 
 
 def _edge_summary(files: list[Path]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compile.edge_binding import ABI, SCORES_DTYPE, STATUS, abi_declarations
+from compile.edge_binding import ABI, SCORES_DTYPE, STATUS, abi_declarations, real_abi
 from compile.templates import c_source
 from engine.bundle.edge import edge_library
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
@@ -32,7 +32,8 @@ def _compiler_view(header_folder, tmp_path) -> dict[str, int]:
 
 def test_the_binding_declares_what_the_built_header_says(compiled):
     exported = (compiled[0].path / "edge" / "src" / "iotengine.h").read_text()
-    assert abi_declarations(exported) == ABI == abi_declarations(c_source("iotengine.h.in"))
+    assert abi_declarations(exported) == ABI == real_abi("double")
+    assert "@REAL@" in abi_declarations(c_source("iotengine.h.in"))
     for function in ("iot_state_init", "iot_features", "iot_history", "iot_score", "iot_score_many", "iot_status_str"):
         assert re.search(rf"\b{function}\(", ABI), function
     assert re.search(r"enum iot_status iot_state_init\(iot_state \*s, int32_t utc_offset_minutes\);", ABI)
