@@ -138,14 +138,17 @@ def _cmd_export_c(args) -> int:
         tree_dir, sources = tree.directory, tree.library_sources
         print(f"wrote {len(list(tree_dir.iterdir()))} files to {tree_dir} (library: {' '.join(sources)})")
     if args.build:
-        compiler = args.cc or target.compiler
-        programs = ("all", "iotengine_bench") if target.hosted else ("libiotengine.a", "mcu_image.elf")
-        make(tree_dir, *programs, compiler=compiler)
-        print(f"built {', '.join(programs)} with {compiler} -O2")
         if sources is None:
             sources = tuple(json.loads((tree_dir / "MANIFEST.json").read_text())["library_sources"])
+        # measured first: measure_target builds the library its own way (-Os, stack usage), then make builds
+        # what the user asked for
         resources = measure_target(tree_dir, args.target, sources)
         (tree_dir / "RESOURCES.json").write_text(json.dumps(resources, indent=1) + "\n")
+        compiler = args.cc or target.compiler
+        programs = ("all", "iotengine_bench") if target.hosted else ("libiotengine.a", "mcu_image.elf")
+        make(tree_dir, "clean", compiler=compiler)
+        make(tree_dir, *programs, compiler=compiler)
+        print(f"built {', '.join(programs)} with {compiler} -O2")
         print(
             f"{args.target} ({args.real}), -Os: {resources['flash_bytes']:,} bytes of flash, "
             f"{resources['ram_static_bytes']:,} bytes of static RAM, stack {resources['stack_iot_score']:,} bytes "

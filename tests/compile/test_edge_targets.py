@@ -225,7 +225,11 @@ def test_export_c_cli_builds_for_a_cortex_m(trained, tmp_path, capsys):
     resources = json.loads((out / "RESOURCES.json").read_text())
     assert resources["target"] == "cortex-m7" and resources["allocators"] == []
     assert "cortex-m7 (float), -Os:" in capsys.readouterr().out
-    assert shutil.which("arm-none-eabi-size")
+    assert (out / "mcu_image.elf").is_file() and (out / "libiotengine.a").is_file()
+    host = tmp_path / "host"
+    assert main(["export-c", "--bundle", str(bundle.path), "--out", str(host), "--trees", "uint8", "--build"]) == 0
+    assert json.loads((host / "RESOURCES.json").read_text())["target"] == "host"
+    assert (host / "iotengine_example").is_file() and (host / "iotengine_bench").is_file()
 
 
 def test_the_export_is_a_platformio_library_and_a_zephyr_module(trained, tmp_path):
