@@ -120,7 +120,7 @@ def test_a_library_without_the_detector_scores_the_tasks_and_nan(compiled, held_
     (copy / "bundle.json").write_text(json.dumps(document))
     plain = build_edge(copy, progress=lambda _: None)
     header = plain.verified_bytes("edge/src/iotengine.h").decode()
-    assert "#define IOT_HAS_UNSUPERVISED 0" in header and "IOT_THRESHOLD_UNSUPERVISED INFINITY" in header
+    assert "#define IOT_HAS_UNSUPERVISED 0" in header and "IOT_THRESHOLD_UNSUPERVISED ((IOT_REAL)INFINITY)" in header
     rows = held_out.slice(0, 500)
     scores = plain.predict(rows, backend="c")
     assert SCORE_NAME not in scores and not set(RESIDUAL_NAMES) & set(scores)
