@@ -19,6 +19,7 @@ import numpy as np
 from engine.optional import optional_import
 from kernels.names import SENSOR_SHORT as SHORT
 from kernels.names import SENSORS
+from kernels.state import SENSOR_LIMIT
 
 EPS = 1e-6
 
@@ -67,7 +68,7 @@ def pandas_features(frame, utc_offset_minutes: int = 0, *, exact_windows: bool =
     cols: dict[str, pd.Series] = {}
     raw, transforms, zscores, rolls, diffs = {}, {}, {}, {}, {}
     for sensor, short in zip(SENSORS, SHORT, strict=True):
-        x = df[sensor].where(np.isfinite(df[sensor]))
+        x = df[sensor].where(df[sensor].abs() <= SENSOR_LIMIT)  # NaN, +-inf and absurd values are missing
         ok = x.notna()
         accepted = x[ok].groupby(machine[ok])
         windows = accepted.rolling(5, min_periods=1)
@@ -194,7 +195,7 @@ class PythonFeatureStream:
         nan = math.nan
         for s, x in enumerate(sensors):
             st = state[s]
-            ok = math.isfinite(x)
+            ok = abs(x) <= SENSOR_LIMIT
             if ok:
                 diff = x - st.last if not math.isnan(st.last) else 0.0
                 st.last = x

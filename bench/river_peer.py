@@ -17,7 +17,7 @@ import math
 
 from engine.optional import optional_import
 from kernels.names import SENSOR_SHORT, SENSORS
-from kernels.state import EPS, EWM_ALPHA, WINDOW
+from kernels.state import EPS, EWM_ALPHA, SENSOR_LIMIT, WINDOW
 
 __all__ = ["RIVER_FEATURES", "RiverFeatureStream"]
 
@@ -73,7 +73,7 @@ class RiverFeatureStream:
         sensor_stats, low, high = state
         out = []
         for statistics, x in zip(sensor_stats, sensors, strict=True):
-            present = math.isfinite(x)
+            present = abs(x) <= SENSOR_LIMIT
             if present:
                 statistics.update(x)
             if not statistics.seen:
@@ -85,7 +85,7 @@ class RiverFeatureStream:
             roll_std = math.sqrt(max(0.0, statistics.roll_var.get()))
             out += [statistics.roll_mean.get(), roll_std, statistics.ewm.get(), zscore]
         temperature = sensor_stats[0]
-        if math.isfinite(sensors[0]):
+        if abs(sensors[0]) <= SENSOR_LIMIT:
             low.update(sensors[0])
             high.update(sensors[0])
         if temperature.seen:

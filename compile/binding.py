@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +55,16 @@ def open_verified_library(path: Path, sha256: str | None, cdef: str, what: str):
         raise CompileError(f"{path}: sha256 differs from the bundle's record; refusing to load it")
     ffi = FFI()
     ffi.cdef(cdef)
-    try:
-        lib = ffi.dlopen(str(path.resolve()))
-    except OSError as exc:
-        raise CompileError(f"{path}: cannot load the {what} ({exc})") from None
+    # Load the bytes that were verified, not the path again: a file replaced between the hash and dlopen must not
+    # be what runs. A private copy (a fresh folder only this user can enter) is dlopen'ed and removed at once; the
+    # mapping stays valid.
+    with tempfile.TemporaryDirectory(prefix="iotengine-lib-") as folder:
+        private = Path(folder) / path.name
+        private.write_bytes(data)
+        try:
+            lib = ffi.dlopen(str(private))
+        except OSError as exc:
+            raise CompileError(f"{path}: cannot load the {what} ({exc})") from None
     return ffi, lib
 
 

@@ -99,7 +99,10 @@ class EdgeLibrary:
         path = Path(path)
         self.ffi, self.lib = open_verified_library(path, sha256, ABI, "edge library")
         self.path = path
-        self.state_size = int(self.lib.iot_state_size())
+        try:
+            self.state_size = int(self.lib.iot_state_size())
+        except AttributeError:  # cffi resolves symbols on first use
+            raise CompileError(f"{path}: not an iotengine edge library (it has no iot_state_size)") from None
         if self.state_size != self.ffi.sizeof("iot_state"):
             raise CompileError(
                 f"{path}: iot_state is {self.state_size} bytes in the library, {self.ffi.sizeof('iot_state')} in "
@@ -125,6 +128,10 @@ class EdgeLibrary:
         rc = self.lib.iot_state_init(self._row(states, k), int(utc_offset_minutes))
         if rc != IOT_OK:
             raise InvalidInputError(f"iot_state_init(utc_offset_minutes={utc_offset_minutes}): {self.status_str(rc)}")
+
+    def state_status(self, states: np.ndarray, k: int) -> int:
+        """``iot_state_check`` of state ``k``: IOT_OK, or IOT_ECORRUPT for a state no samples can produce."""
+        return int(self.lib.iot_state_check(self._row(states, k)))
 
     def features(self, states: np.ndarray, k: int, timestamp_s: int, sensors: np.ndarray, out: np.ndarray) -> int:
         """``iot_features`` on state ``k``; returns the status code."""

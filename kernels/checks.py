@@ -6,19 +6,17 @@ and allocate nothing, which matters when the check is all that stands between a 
 
 from __future__ import annotations
 
-import math
-
 from kernels.config import jit
 
-__all__ = ["all_within", "any_infinite"]
+__all__ = ["all_within", "any_beyond"]
 
 
 @jit
-def any_infinite(values):
-    """True when some value is +inf or -inf (NaN is not)."""
+def any_beyond(values, limit):
+    """True when some value ``v`` has ``abs(v) > limit``, +-inf included (NaN is not)."""
     found = False
     for k in range(values.shape[0]):
-        found |= math.isinf(values[k])
+        found |= abs(values[k]) > limit
     return found
 
 

@@ -11,12 +11,10 @@ the states before a micro-batch, and the C library reads its state before iot_fe
 
 from __future__ import annotations
 
-import math
-
 from kernels.config import jit
 from kernels.expanding import update_welford, welford_mean_std
 from kernels.names import N_SENSORS, SENSOR_SHORT
-from kernels.state import F_PER_SENSOR, I_COUNT
+from kernels.state import F_PER_SENSOR, I_COUNT, SENSOR_LIMIT
 from kernels.step import sensor_value
 
 __all__ = ["HISTORY_NAMES", "N_HISTORY", "replay_history"]
@@ -47,6 +45,6 @@ def replay_history(fstate, istate, order, slots, x, accepted, out):
             out[i, s] = mean
             out[i, N_SENSORS + s] = std
             value = sensor_value(x, i, s)
-            if accepted[i] and math.isfinite(value):
+            if accepted[i] and abs(value) <= SENSOR_LIMIT:
                 istate[slot, I_COUNT + s] = count + 1
                 update_welford(fstate, slot, base, count + 1, value)

@@ -16,6 +16,10 @@ import numpy as np
 WINDOW = 5
 EWM_ALPHA = 2.0 / (WINDOW + 1.0)  # pandas ewm(span=5, adjust=False)
 EPS = 1e-6
+# A reading beyond this magnitude is no physical reading of these sensors (the Kaggle data stays below 1e4): it is
+# missing, as NaN and +-inf are. That keeps every square and Welford sum finite, in float64 and in the C library's
+# float builds (1e9**2 * 2**32 < FLT_MAX), so one absurd value cannot poison a machine's statistics for ever.
+SENSOR_LIMIT = 1e9
 
 N_SENSORS = 5
 TEMPERATURE = 0

@@ -39,6 +39,7 @@ from kernels.state import (
     I_LAST_TS,
     I_SAMPLES,
     N_SENSORS,
+    SENSOR_LIMIT,
     TEMPERATURE,
 )
 
@@ -101,7 +102,7 @@ def step(fstate, istate, slot, timestamp_s, x, xi, offset_s, out, oi):
         base = s * F_PER_SENSOR
         value = sensor_value(x, xi, s)
         count_before = istate[slot, I_COUNT + s]
-        missing = not math.isfinite(value)
+        missing = not abs(value) <= SENSOR_LIMIT  # NaN, +-inf and absurd values (kernels/state.py)
         if missing:
             count = count_before
             roll_mean, roll_std = rolling.window_mean_std(fstate, slot, base, count)

@@ -20,7 +20,8 @@ def telemetry_arrays(table):
 
 
 def fleet_with_bad_samples(rows: int, seed: int):
-    """Fleet telemetry in arrival order with 1% late samples (an hour old), and NaN, inf and -0.0 sensors."""
+    """Fleet telemetry in arrival order with 1% late samples (an hour old), and NaN, inf, -0.0 and absurd
+    (beyond +-1e9: missing, kernels/state.py SENSOR_LIMIT) sensors."""
     ids, stamps, values, statuses = telemetry_arrays(
         generate(rows, mode="fleet", seed=seed, interval_s=FLEET_INTERVAL_S)
     )
@@ -32,4 +33,6 @@ def fleet_with_bad_samples(rows: int, seed: int):
     values[(cells >= 0.004) & (cells < 0.005)] = np.inf
     values[(cells >= 0.005) & (cells < 0.006)] = -np.inf
     values[(cells >= 0.006) & (cells < 0.007)] = -0.0
+    absurd = (cells >= 0.007) & (cells < 0.008)
+    values[absurd] = rng.choice([-1.0, 1.0], absurd.sum()) * 10.0 ** rng.uniform(9.01, 308, absurd.sum())
     return ids, stamps, values, statuses

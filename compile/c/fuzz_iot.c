@@ -61,6 +61,22 @@ static void fuzz_record(const uint8_t *data, size_t size) {
   if (iot_state_restore(&s, data, size) != IOT_OK) check(memcmp(&before, &s, sizeof s) == 0);
 }
 
+/* Any bytes as a raw state (what a caller might read from a damaged file): iot_state_check's verdict is what
+ * iot_score does with it; a refused state is untouched, an accepted one scores within its ring (ASan). */
+static void fuzz_raw_state(const uint8_t *data, size_t size) {
+  iot_state s, before;
+  iot_scores scores;
+  const iot_real sensors[IOT_N_SENSORS] = {IOT_LIT(1.0), IOT_LIT(2.0), IOT_LIT(3.0), IOT_LIT(4.0), IOT_LIT(5.0)};
+  enum iot_status verdict, rc;
+  iot_state_init(&s, 0);
+  memcpy(&s, data, size < sizeof s ? size : sizeof s);
+  memcpy(&before, &s, sizeof s);
+  verdict = iot_state_check(&s);
+  rc = iot_score(&s, before.last_timestamp, sensors, 1, &scores);
+  check(verdict == IOT_OK || rc == IOT_ECORRUPT || rc == IOT_EINVAL);
+  if (rc == IOT_ECORRUPT) check(memcmp(&before, &s, sizeof s) == 0);
+}
+
 static void fuzz_binary(const uint8_t *data, size_t size) {
   iot_state states[MACHINES];
   size_t at = 0;
@@ -147,7 +163,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(iot_score(&s, 0, sensors, 3, &scores) == IOT_EINVAL && s.samples == 0);
   (void)out;
   if (size == 0) return 0;
-  if (data[0] & 2u) {
+  if (data[0] & 4u) {
+    fuzz_raw_state(data + 1, size - 1);
+  } else if (data[0] & 2u) {
     fuzz_record(data + 1, size - 1);
   } else if (data[0] & 1u) {
     fuzz_binary(data + 1, size - 1);

@@ -18,7 +18,9 @@ typedef struct {
   int count;
 } fields;
 
-/* Split at commas; a trailing "\r" or "\n" is not part of the last field. Returns -1 for too many columns. */
+/* Split at commas; a trailing "\r" or "\n" is not part of the last field, and a field in double quotes is its
+ * text without them (as the Python loader reads it; no field of telemetry holds a comma or a quote). Returns -1
+ * for too many columns. */
 static int split(const char *line, size_t length, fields *f) {
   size_t begin = 0, i;
   while (length > 0 && (line[length - 1] == '\n' || line[length - 1] == '\r')) length -= 1;
@@ -28,6 +30,10 @@ static int split(const char *line, size_t length, fields *f) {
       if (f->count == IOT_CSV_MAX_COLUMNS) return -1;
       f->start[f->count] = line + begin;
       f->length[f->count] = i - begin;
+      if (i - begin >= 2 && line[begin] == '"' && line[i - 1] == '"') {
+        f->start[f->count] += 1;
+        f->length[f->count] -= 2;
+      }
       f->count += 1;
       begin = i + 1;
     }
@@ -52,6 +58,10 @@ int iot_csv_header(const char *line, size_t length, iot_csv_layout *layout, char
   int s;
   const char *missing = NULL;
   if (line == NULL || layout == NULL) return -1;
+  if (length >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) { /* a UTF-8 byte order mark, as spreadsheets write */
+    line += 3;
+    length -= 3;
+  }
   if (split(line, length, &f) != 0) {
     if (err != NULL) snprintf(err, err_size, "header has more than %d columns", IOT_CSV_MAX_COLUMNS);
     return -1;

@@ -86,6 +86,12 @@ static void set_failure(iot_scores *out, const iot_real *proba) {
   int k;
   for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) out->failure_proba[k] = IOT_LIT(0.0);
   for (k = 0; k < IOT_FAILURE_CLASSES; ++k) out->failure_proba[class_index[k]] = proba[k];
+  for (k = 0; k < IOT_N_FAILURE_TYPES; ++k) {
+    if (isnan(out->failure_proba[k])) { /* no class from probabilities that are not numbers */
+      out->failure_type = -1;
+      return;
+    }
+  }
   out->failure_type = 0;
   for (k = 1; k < IOT_N_FAILURE_TYPES; ++k) { /* the first of equal maxima, as numpy's argmax */
     if (out->failure_proba[k] > out->failure_proba[out->failure_type]) out->failure_type = k;

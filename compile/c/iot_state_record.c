@@ -54,7 +54,7 @@ enum iot_status iot_state_save(const iot_state *s, unsigned char *record, size_t
 /* What iot_state_init and iot_features can produce: counts within the samples, an offset iot_state_init takes. */
 static int reachable(const iot_state *s) {
   int k;
-  if (s->samples < 0) return 0;
+  if (s->samples < 0 || s->samples >= IOT_TIMESTAMP_LIMIT) return 0;
   for (k = 0; k < IOT_N_SENSORS; ++k) {
 #if IOT_REAL_IS_FLOAT /* uint32_t counts: never negative */
     if ((int64_t)s->count[k] > s->samples) return 0;
@@ -67,6 +67,11 @@ static int reachable(const iot_state *s) {
     return 0;
   if (s->samples > 0 && (s->last_timestamp > IOT_TIMESTAMP_LIMIT || s->last_timestamp < -IOT_TIMESTAMP_LIMIT)) return 0;
   return 1;
+}
+
+enum iot_status iot_state_check(const iot_state *s) {
+  if (s == NULL) return IOT_EINVAL;
+  return reachable(s) ? IOT_OK : IOT_ECORRUPT;
 }
 
 enum iot_status iot_state_restore(iot_state *s, const unsigned char *record, size_t size) {

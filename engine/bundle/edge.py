@@ -20,13 +20,12 @@ from compile.edge_binding import EdgeLibrary
 from compile.edge_spec import DETECTOR_TASKS, EdgeDetector, EdgeModel, EdgeSpec
 from compile.errors import CompileError
 from engine.bundle.format import Bundle
+from engine.bundle.manifest import EDGE_LIBRARY
 from engine.bundle.writer import UNSUPERVISED_SET
 from engine.models.tasks import TASKS
 from kernels.names import RAW
 
 __all__ = ["build_edge", "edge_library", "edge_spec", "export_bundle_c"]
-
-EDGE_LIBRARY = "edge/libiotengine.so"
 
 
 def edge_spec(bundle: Bundle, models: str = "chosen") -> EdgeSpec:
@@ -137,6 +136,12 @@ def build_edge(
         "trees": trees,
         "state_bytes": state_size,
         "tasks": tree.models,
+        # what the library compiled in (IOT_THRESHOLD_*): engine.bundle.manifest checks the manifest agrees
+        "thresholds": {
+            name: entry["threshold"]
+            for name, entry in bundle.set_entries(models).items()
+            if entry.get("threshold") is not None
+        },
     }
     progress(
         f"  edge library: {len(library):,} bytes, iot_state {state_size} bytes, built in "

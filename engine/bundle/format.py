@@ -48,7 +48,16 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.bundle.files import MANIFEST, MANIFEST_LOCK, sha256_of, write_file, write_manifest
+from engine.bundle.files import (
+    DIGEST_FIELD,
+    MANIFEST,
+    MANIFEST_LOCK,
+    manifest_digest,
+    sha256_of,
+    write_file,
+    write_manifest,
+)
+from engine.bundle.manifest import check_manifest
 from engine.bundle.writer import BUNDLE_FORMAT, FEATURE_SPEC_VERSION, UNSUPERVISED_SET, TaskModel, write_bundle
 from engine.data.loading import load_telemetry
 from engine.data.schema import FAILURE_TYPES
@@ -98,8 +107,12 @@ class Bundle:
         self._digest = digest
         self._models = {}
         for name, entry in manifest["tasks"].items():
-            task = TASK_BY_NAME[name]
-            self._models[name] = load_model(contents[entry["file"]], entry["family"], task.kind)
+            try:
+                self._models[name] = load_model(contents[entry["file"]], entry["family"], TASK_BY_NAME[name].kind)
+            except Exception as exc:  # each library's own parse error, as one clear error
+                raise BundleError(
+                    f"{path / MANIFEST}: task {name!r}: {entry['file']} is not a {entry['family']} model ({exc})"
+                ) from None
         self._backend_cache: dict[str, dict] = {}
 
     @property
@@ -249,12 +262,22 @@ class Bundle:
             manifest = json.loads(manifest_bytes)
         except FileNotFoundError:
             raise BundleError(f"{path}: not a bundle (no {MANIFEST})") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise BundleError(f"{manifest_path}: cannot read it ({exc.strerror})") from None
+        if not isinstance(manifest, dict):
+            raise BundleError(f"{manifest_path}: a manifest is a JSON object, not a {type(manifest).__name__}")
         if manifest.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{manifest_path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
         if manifest.get("feature_spec", {}).get("names") != list(FEATURE_NAMES):
             raise BundleError(f"{manifest_path}: made for other features than {FEATURE_SPEC_VERSION}")
+        if manifest.get(DIGEST_FIELD) != manifest_digest(manifest):
+            raise BundleError(
+                f"{manifest_path}: its {DIGEST_FIELD} does not match its contents: the manifest was edited after "
+                "it was written (or written by an iotengine without manifest digests); refusing to load it"
+            )
+        check_manifest(manifest, manifest_path)
         contents = {}
         for relative, expected in manifest["files"].items():
             file = (path / relative).resolve()
@@ -267,11 +290,6 @@ class Bundle:
             if sha256_of(data) != expected:
                 raise BundleError(f"{path}: {relative} does not match its sha256 in {MANIFEST}; refusing to load it")
             contents[relative] = data
-        for name, entry in manifest["tasks"].items():
-            if name not in TASK_BY_NAME:
-                raise BundleError(f"{manifest_path}: unknown task {name!r}")
-            if entry["file"] not in contents:
-                raise BundleError(f"{manifest_path}: task {name!r} uses {entry['file']}, which has no sha256")
         return cls(path, manifest, contents, sha256_of(manifest_bytes))
 
     def verified_bytes(self, relative: str) -> bytes:
@@ -348,7 +366,8 @@ class Bundle:
                 proba = np.zeros((X.shape[0], len(FAILURE_TYPES)))
                 proba[:, entry["class_indices"]] = scores.reshape(X.shape[0], -1)
                 out["failure_type_proba"] = proba
-                out[name] = np.asarray(FAILURE_TYPES)[proba.argmax(axis=1)]
+                names = np.asarray([*FAILURE_TYPES, ""])  # "": no class from NaN probabilities
+                out[name] = names[np.where(np.isnan(proba).any(axis=1), len(FAILURE_TYPES), proba.argmax(axis=1))]
             else:
                 out[name] = np.asarray(scores, dtype=np.float64).reshape(-1)
         if history is not None:

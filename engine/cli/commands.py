@@ -20,13 +20,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``iotengine`` with ``argv`` (default: the process's arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _check_inputs(args)
         return COMMANDS[args.command](args)
-    except (IotEngineError, OSError) as exc:
+    except IotEngineError as exc:
         print(f"iotengine: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"iotengine: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("iotengine: interrupted", file=sys.stderr)
         return 130
+
+
+FOLDER_OUTPUTS = ("eda", "train", "export-c", "bench", "run")
+
+
+def _check_inputs(args) -> None:
+    """What every command needs before it does any work or creates its --out: input files that exist, a bundle
+    that loads (hashes and manifest checked), and an --out folder that is not a file."""
+    for option in ("data", "holdout", "initial_state"):
+        path = getattr(args, option, None)
+        if path is not None and not Path(path).exists():
+            raise InvalidInputError(f"--{option.replace('_', '-')} {path}: no such file or folder")
+    if getattr(args, "bundle", None) is not None:
+        from engine.bundle.format import Bundle
+
+        Bundle.load(args.bundle)
+    out = getattr(args, "out", None)
+    if args.command in FOLDER_OUTPUTS and out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise InvalidInputError(f"--out {out} is a file; {args.command} writes a folder there")
 
 
 def _write(table, path: Path) -> Path:

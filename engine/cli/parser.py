@@ -32,7 +32,7 @@ from engine.data.synthetic import FLEET_INTERVAL_S
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
 from engine.pipeline.run import RUN_ROWS
 
-__all__ = ["build_parser", "positive_int", "utc_offset"]
+__all__ = ["build_parser", "positive_int", "seed_value", "utc_offset"]
 
 TREES_HELP = "C form of the edge library's tree models: iot (our own generator, default), tl2cgen, uint8 (LightGBM)"
 BUNDLE_HELP = "bundle folder written by iotengine train (native, onnx and c need iotengine compile)"
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rows", type=positive_int, default=100_000, help="rows (default 100000)")
     generate.add_argument("--mode", choices=("kaggle", "fleet"), default="kaggle")
     generate.add_argument("--machines", type=positive_int, default=50)
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--seed", type=seed_value, default=0)
     generate.add_argument("--start", default="2025-01-01", help="first timestamp, ISO 8601, UTC")
     generate.add_argument("--interval-s", type=positive_int, default=60, help="seconds between intervals")
     generate.add_argument("--out", required=True, type=Path, help="output file: .parquet, or .csv (Kaggle format)")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = commands.add_parser("features", help="compute the 67 features of a telemetry file")
     features.add_argument("--data", required=True, type=Path, help="CSV (Kaggle format), Parquet or Arrow IPC")
-    features.add_argument("--out", required=True, type=Path, help="output Parquet file")
+    features.add_argument("--out", required=True, type=Path, help="output file: .parquet, or .csv")
     features.add_argument(
         "--utc-offset-minutes", type=utc_offset, default=0, help="local time offset of the hour/day features"
     )
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", required=True, type=Path, help="output folder (the bundle goes to OUT/bundle)")
     train.add_argument("--folds", type=positive_int, default=3, help="K of the K-fold CV (default 3)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=seed_value, default=0)
     train.add_argument(
         "--fleet", type=Path, default=None, help="fleet-mode telemetry for the raw-vs-all-features comparison"
     )
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--generate", choices=("fleet",), help="replay generated fleet telemetry (with labels)")
     stream.add_argument("--rows", type=positive_int, default=20_000, help="--generate: samples (default 20000)")
     stream.add_argument("--machines", type=positive_int, default=50, help="--generate: machines (default 50)")
-    stream.add_argument("--seed", type=int, default=0, help="--generate: seed (default 0)")
+    stream.add_argument("--seed", type=seed_value, default=0, help="--generate: seed (default 0)")
     stream.add_argument(
         "--interval-s", type=positive_int, default=FLEET_INTERVAL_S, help="--generate: seconds between samples"
     )
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="labelled data the trained bundle is scored on, e.g. ../shared/data/smart_manufacturing_sample.csv",
     )
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=seed_value, default=0)
     run.set_defaults(command="run")
     return parser
 
@@ -251,6 +251,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """A random seed: a whole number in 0 .. 2**31 - 1 (the stages derive further seeds from it by adding)."""
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number in 0..2147483647, not {value}")
     return value
 
 

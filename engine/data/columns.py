@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from engine.data.schema import FAILURE_TYPES, INT_DOMAINS
 from engine.errors import TelemetryError
+from kernels.state import SENSOR_LIMIT
 
 __all__ = [
     "Where",
@@ -96,36 +97,78 @@ def require_no_nulls(column, name: str, where: Where) -> None:
 UTC_SECONDS = pa.timestamp("s", tz="UTC")
 
 
+# The times telemetry can carry: 1900-01-01 up to 2200-01-01 (UTC). Outside them an integer column is in another
+# unit (epoch milliseconds of 2025 read as seconds are the year 56971) or the value is garbage; either way no
+# stage should run on it, and every stage can handle what is inside.
+EARLIEST_S = -2_208_988_800  # 1900-01-01T00:00:00Z
+LATEST_S = 7_258_118_400  # 2200-01-01T00:00:00Z, excluded
+INTEGER_TEXT = r"^\s*[+-]?[0-9]+\s*$"
+
+
 def to_timestamp(column: pa.ChunkedArray, where: Where) -> pa.ChunkedArray:
+    """The timestamp column as ``timestamp[s, UTC]``.
+
+    Text: "2025-01-01 00:00:00" (Kaggle) or ISO 8601, with a fraction of a second or not; without a zone it is UTC,
+    with one ("Z", "+01:00") every value must carry one. Text of an integer is seconds since the epoch, as integer
+    columns are (the documented unit: milliseconds would be refused below). Sub-second parts are floored.
+    """
     name = "timestamp"
     require_no_nulls(column, name, where)
     kind = column.type
     if is_text(kind):
         array = one_array(column)
-        # The first value decides the form for the whole column: "2025-01-01 00:00:00" (Kaggle) or ISO 8601
-        # without a zone is taken as UTC; with a zone ("...Z", "+02:00") every value must carry one, since a
-        # column that mixes the two has no single meaning.
-        try:
-            pc.cast(array.slice(0, 1), pa.timestamp("s"))
-            naive = True
-        except pa.ArrowInvalid:
-            naive = False
-        if naive:
-            parsed = pc.cast(cast_strings(array, pa.timestamp("s"), name, where, "a timestamp"), UTC_SECONDS)
+        # The first value decides the form for the whole column: a column that mixes forms has no single meaning.
+        if pc.match_substring_regex(array.slice(0, 1), INTEGER_TEXT)[0].as_py():
+            seconds = cast_strings(pc.utf8_trim_whitespace(array), pa.int64(), name, where, "epoch seconds")
+            parsed = pc.cast(seconds, UTC_SECONDS)
         else:
-            parsed = cast_strings(array, pa.timestamp("s", tz="UTC"), name, where, "a timestamp with a zone")
-        return pa.chunked_array([parsed])
-    if pa.types.is_timestamp(kind):
+            try:
+                pc.cast(array.slice(0, 1), pa.timestamp("ns"))
+                naive = True
+            except pa.ArrowInvalid:
+                naive = False
+            if naive:
+                parsed = cast_strings(array, pa.timestamp("ns"), name, where, "a timestamp")
+            else:
+                parsed = cast_strings(array, pa.timestamp("ns", tz="UTC"), name, where, "a timestamp with a zone")
+            parsed = pc.cast(pc.floor_temporal(parsed, unit="second"), UTC_SECONDS, safe=False)
+        result = pa.chunked_array([parsed])
+    elif pa.types.is_timestamp(kind):
         if kind.unit != "s":
             column = pc.floor_temporal(column, unit="second")
         # Arrow stores zoned timestamps as UTC and reads zone-less ones as UTC here, so the cast only changes
         # the unit and the zone label, never the instant.
-        return pc.cast(column, UTC_SECONDS, safe=False)
-    if pa.types.is_date(kind):
-        return pc.cast(pc.cast(column, pa.timestamp("s")), pa.timestamp("s", tz="UTC"))
-    if pa.types.is_integer(kind):  # seconds since the epoch
-        return pc.cast(pc.cast(column, pa.int64()), pa.timestamp("s", tz="UTC"))
-    raise TelemetryError(f"{where.source}: column 'timestamp' has type {kind}; expected timestamps or text")
+        result = pc.cast(column, UTC_SECONDS, safe=False)
+    elif pa.types.is_date(kind):
+        result = pc.cast(pc.cast(column, pa.timestamp("s")), UTC_SECONDS)
+    elif pa.types.is_integer(kind):  # seconds since the epoch
+        result = pc.cast(pc.cast(column, pa.int64()), UTC_SECONDS)
+    else:
+        raise TelemetryError(f"{where.source}: column 'timestamp' has type {kind}; expected timestamps or text")
+    check_plausible_times(result, kind, where)
+    return result
+
+
+def plausible_times(column: pa.ChunkedArray) -> bool:
+    """True when every timestamp (``timestamp[s]``) is within 1900-01-01 .. 2200-01-01 UTC."""
+    low, high = pc.min_max(column.cast(pa.int64())).values()
+    return EARLIEST_S <= low.as_py() and high.as_py() < LATEST_S
+
+
+def check_plausible_times(column: pa.ChunkedArray, source_type: pa.DataType, where: Where) -> None:
+    if plausible_times(column):
+        return
+    seconds = column.cast(pa.int64()).to_numpy()
+    row = int(np.flatnonzero((seconds < EARLIEST_S) | (seconds >= LATEST_S))[0])
+    hint = ""
+    if pa.types.is_integer(source_type) or is_text(source_type):
+        factors = {"ms": 10**3, "us": 10**6, "ns": 10**9}
+        unit = next((u for u, f in factors.items() if EARLIEST_S <= seconds[row] // f < LATEST_S), None)
+        hint = " (integer timestamps are seconds since the epoch"
+        if unit:
+            hint += f"; this one reads as epoch {unit}: divide by {factors[unit]:,} or store a timestamp[{unit}] column"
+        hint += ")"
+    raise where.error("timestamp", row, f"{int(seconds[row])} s is outside 1900-01-01..2199-12-31 UTC{hint}")
 
 
 def to_float(column: pa.ChunkedArray, name: str, where: Where) -> np.ndarray:
@@ -142,7 +185,7 @@ def to_float(column: pa.ChunkedArray, name: str, where: Where) -> np.ndarray:
 
 def to_sensor(column: pa.ChunkedArray, name: str, where: Where) -> tuple[pa.ChunkedArray, int]:
     values = to_float(column, name, where)
-    missing = ~np.isfinite(values)
+    missing = ~(np.abs(values) <= SENSOR_LIMIT)  # NaN, +-inf and absurd values, as the kernel (kernels/state.py)
     if missing.any():
         values = np.where(missing, np.nan, values)
     return pa.chunked_array([pa.array(values, pa.float64())]), int(missing.sum())

@@ -6,7 +6,8 @@ a Parquet or Arrow IPC file, a :class:`pyarrow.Table` or a pandas DataFrame into
 value is bad, finds the first bad row so the error can name it.
 
 Missing sensor values are not errors (../shared/spec/features.md, "Bad samples"): empty, NaN or infinite
-sensor readings are kept as NaN and counted in the :class:`LoadReport`.
+sensor readings, and readings beyond +-1e9 (``kernels.state.SENSOR_LIMIT``: no physical reading of these sensors),
+are kept as NaN and counted in the :class:`LoadReport`.
 
 Examples
 --------
@@ -40,10 +41,20 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
-from engine.data.columns import Where, clean_text, to_failure_type, to_int, to_label_float, to_sensor, to_timestamp
+from engine.data.columns import (
+    Where,
+    clean_text,
+    plausible_times,
+    to_failure_type,
+    to_int,
+    to_label_float,
+    to_sensor,
+    to_timestamp,
+)
 from engine.data.schema import FAILURE_TYPES, INT_DOMAINS, LABEL_COLUMNS, REQUIRED_COLUMNS, SENSORS, TELEMETRY_SCHEMA
 from engine.errors import TelemetryError
-from kernels.checks import all_within, any_infinite
+from kernels.checks import all_within, any_beyond
+from kernels.state import SENSOR_LIMIT
 
 __all__ = [
     "LoadReport",
@@ -66,7 +77,7 @@ class LoadReport:
     rows : int
         Rows loaded.
     missing : dict of str to int
-        Per sensor, values that are missing (empty, null, NaN or infinite), kept as NaN.
+        Per sensor, values that are missing (empty, null, NaN, infinite or beyond +-1e9), kept as NaN.
     labels : tuple of str
         The optional label columns present.
     ignored_columns : tuple of str
@@ -105,7 +116,8 @@ def load_telemetry(source: Source) -> pa.Table:
     pyarrow.Table
         The required columns and whichever label columns the source has, in schema order, in the source's
         row order. Timestamps without a zone are taken as UTC; timestamps with a zone are converted to UTC;
-        sub-second parts are floored to the second.
+        sub-second parts are floored to the second; integers (and text of integers) are seconds since the
+        epoch. Every timestamp must lie within 1900-01-01..2199-12-31 UTC.
 
     Raises
     ------
@@ -149,8 +161,10 @@ def already_canonical(table: pa.Table) -> bool:
         column = table.column(name)
         if column.type != TELEMETRY_SCHEMA.field(name).type or column.null_count:
             return False
-    for name in SENSORS:  # the converting path turns infinities into NaN
-        if any(any_infinite(v) for v in _chunk_arrays(table.column(name))):
+    if not plausible_times(table.column("timestamp")):  # the converting path names the row
+        return False
+    for name in SENSORS:  # the converting path turns infinities and absurd values into NaN
+        if any(any_beyond(v, SENSOR_LIMIT) for v in _chunk_arrays(table.column(name))):
             return False
     return all(_values_in_domain(table.column(name), name) for name in names)
 

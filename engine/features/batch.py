@@ -34,11 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from engine.data.loading import load_telemetry
 from engine.data.schema import SENSORS
+from engine.errors import InvalidInputError
 from engine.features.batch_driver import run_features
 from engine.features.inputs import offset_seconds
 from kernels.names import FEATURE_NAMES
@@ -158,9 +160,17 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
 
 
 def write_features(table, path, utc_offset_minutes: int = 0, *, threads=None, dtype=np.float64) -> Path:
-    """The 67 features of a telemetry table, with ids, timestamps and labels, as Parquet."""
+    """The 67 features of a telemetry table, with ids, timestamps and labels, as Parquet (``.parquet``, ``.pq``)
+    or CSV (``.csv``: timestamps in ISO 8601, floats in the shortest form that reads back to the same bits)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise InvalidInputError(f"{path}: unknown output format {path.suffix!r}; use .parquet or .csv")
     features = features_table(table, utc_offset_minutes=utc_offset_minutes, threads=threads, dtype=dtype)
-    pq.write_table(features, path, compression="zstd")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in features.columns]
+        pacsv.write_csv(pa.Table.from_arrays(plain, names=features.column_names), path)
+    else:
+        pq.write_table(features, path, compression="zstd")
     return path

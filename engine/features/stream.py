@@ -11,7 +11,15 @@ import numpy as np
 
 from engine.data.schema import SENSORS
 from engine.errors import InvalidInputError, LateSampleError
-from engine.features.inputs import integer_array, offset_seconds, sample_error, timestamp_array
+from engine.features.inputs import (
+    TIMESTAMP_LIMIT,
+    integer_array,
+    machine_id_value,
+    offset_seconds,
+    sample_error,
+    timestamp_array,
+    timestamp_value,
+)
 from engine.features.snapshot import read_snapshot, snapshot_bytes
 from kernels.history import N_HISTORY, replay_history
 from kernels.names import N_FEATURES
@@ -86,16 +94,13 @@ class FeatureStream:
             t, v, h, p, e = float(t), float(v), float(h), float(p), float(e)
         except (TypeError, ValueError) as exc:
             raise sample_error(machine_id, timestamp_s, sensors) from exc
+        if not -TIMESTAMP_LIMIT <= timestamp <= TIMESTAMP_LIMIT:
+            timestamp_value(timestamp, machine_id)  # raises the error every path gives
         slot = self._slot_of.get(machine_id)
         if slot is None:  # only once the sample is known to be valid: a bad one leaves no trace
-            _check_int64(timestamp, machine_id)
             slot = self._add_machine(machine_id)
         row = np.empty(N_FEATURES)
-        try:
-            status = self._step_one(self._fstate, self._istate, slot, timestamp, t, v, h, p, e, self._offset_s, row)
-        except OverflowError:
-            _check_int64(timestamp, machine_id)
-            raise
+        status = self._step_one(self._fstate, self._istate, slot, timestamp, t, v, h, p, e, self._offset_s, row)
         if status == LATE:
             self._late += 1
             raise LateSampleError(
@@ -209,12 +214,7 @@ class FeatureStream:
     # ------------------------------------------------------------------------------------------------------
 
     def _add_machine(self, machine_id) -> int:
-        try:
-            machine_id = operator.index(machine_id)
-        except TypeError:
-            raise InvalidInputError(f"machine_id must be an integer, not {machine_id!r}") from None
-        if not -(2**63) <= machine_id < 2**63:
-            raise InvalidInputError(f"machine_id {machine_id} does not fit in int64")
+        machine_id = machine_id_value(machine_id)
         slot = len(self._machine_ids)
         if slot == self._fstate.shape[0]:
             fstate, istate = allocate(2 * slot)
@@ -229,8 +229,3 @@ class FeatureStream:
 @functools.cache
 def _step_one():
     return step_one_direct()
-
-
-def _check_int64(timestamp: int, machine_id) -> None:
-    if not -(2**63) <= timestamp < 2**63:
-        raise InvalidInputError(f"machine {machine_id}: timestamp {timestamp} does not fit in int64 seconds")

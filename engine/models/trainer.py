@@ -115,6 +115,11 @@ def train(
         Receives one line per step.
     """
     n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
+    # every input is loaded and checked before any work, so a bad one fails at once and writes nothing
+    data = load_telemetry(data)
+    holdout = None if holdout is None else load_telemetry(holdout)
+    if unsupervised_holdouts is not None:
+        unsupervised_holdouts = {name: load_telemetry(table) for name, table in unsupervised_holdouts.items()}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
@@ -125,7 +130,6 @@ def train(
         seconds[name] = time.perf_counter() - started
         return value
 
-    data = load_telemetry(data)
     X, y = timed("features", lambda: inputs_and_targets(data, utc_offset_minutes=utc_offset_minutes))
     for task in TASKS:
         if task.kind != "regression" and np.unique(y[task.name]).size < 2:

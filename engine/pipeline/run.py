@@ -44,9 +44,12 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
     out = Path(out)
     data_dir = out / "data"
     results: dict[str, object] = {}
+    # Every input is loaded and checked before any stage runs: a bad file fails at once and writes nothing.
+    given = None if data is None else load_telemetry_with_report(data)
+    held_out = None if holdout is None else load_telemetry_with_report(holdout)[0]
     with Stages(total=STAGES, log_path=out / "run.log") as stages:
-        if data is not None:
-            kaggle = stages.run(f"load {data}", lambda: _load_and_log(data), _rows_and_machines)
+        if given is not None:
+            kaggle = stages.run(f"load {data}", lambda: _logged(*given), _rows_and_machines)
             kaggle_title = f"Kaggle data: {Path(data).name}"
         else:
             kaggle = stages.run(
@@ -84,7 +87,6 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             lambda: run_eda(fleet, out / "eda" / "fleet", title="Fleet-mode synthetic data"),
             lambda eda: f"{len(eda.files)} files in eda/fleet",
         )
-        held_out = load_telemetry_with_report(holdout)[0] if holdout is not None else None
         if held_out is None:
             held_out = generate(max(rows // 5, 2_000), mode="kaggle", seed=seed + 1)
         held_out_name = Path(holdout).name if holdout is not None else "kaggle-mode held out"
@@ -95,7 +97,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
                 kaggle,
                 out / "train",
                 fleet=fleet,
-                holdout=holdout,
+                holdout=held_out if holdout is not None else None,  # loaded above
                 unsupervised_holdouts={held_out_name: held_out},
                 seed=seed,
                 progress=_progress_line,
@@ -151,8 +153,7 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
     return report_path
 
 
-def _load_and_log(path) -> pa.Table:
-    table, report = load_telemetry_with_report(path)
+def _logged(table: pa.Table, report) -> pa.Table:
     _progress_line(str(report))  # the load report (missing values per sensor) goes to run.log
     return table
 

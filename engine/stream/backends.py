@@ -18,7 +18,7 @@ import numpy as np
 from compile.edge_binding import IOT_LATE, IOT_OK, SCORES_DTYPE
 from engine.bundle.format import Bundle
 from engine.data.schema import FAILURE_TYPES, SENSORS
-from engine.errors import CompileError
+from engine.errors import CompileError, InvalidInputError
 from engine.features.machine_index import MachineIndex
 from engine.features.stream import FeatureStream
 from engine.models.autoencoder import RESIDUAL_NAMES, SCORE_NAME
@@ -80,7 +80,7 @@ class CBackend:
             "anomaly_flag": anomaly,
             "maintenance_required": maintenance,
             "downtime_risk": downtime,
-            "failure_type": FAILURE_TYPES[failure],
+            "failure_type": NAMES_OR_LATE[failure],  # -1 (NaN probabilities): ""
             "failure_type_proba": proba,
             "predicted_remaining_life": remaining,
         }
@@ -128,7 +128,7 @@ class CBackend:
             "anomaly_flag": np.array([anomaly]),
             "maintenance_required": np.array([maintenance]),
             "downtime_risk": np.array([downtime]),
-            "failure_type": np.array(["" if late else FAILURE_TYPES[failure]], dtype=NAMES.dtype),
+            "failure_type": NAMES_OR_LATE[[failure]],  # late or NaN probabilities: -1, ""
             "failure_type_proba": proba.reshape(1, -1),
             "predicted_remaining_life": np.array([remaining]),
         }
@@ -190,6 +190,9 @@ class CBackend:
         rows = self._states[: len(ids)]
         rows[:, :F_WIDTH] = fstate.view(np.int64)
         rows[:, F_WIDTH : F_WIDTH + I_WIDTH] = istate
+        for k, machine in enumerate(ids):  # read_snapshot checked the states; the library has the last word
+            if self._lib.state_status(self._states, k) != IOT_OK:
+                raise InvalidInputError(f"machine {machine}: the edge library refuses the restored state")
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
         """State rows of the machines, new machines added (and their states initialised) in order of first

@@ -4,6 +4,7 @@ continues them without duplicates or gaps."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from datetime import datetime, timezone
@@ -56,44 +57,61 @@ ALERT_COLUMNS = (
 
 
 class OutputFile:
-    """An append-only CSV whose committed length is recorded in the checkpoint."""
+    """An append-only CSV whose committed length and sha256 are recorded in the checkpoint."""
 
-    def __init__(self, path: Path, file):
+    def __init__(self, path: Path, file, digest, lines: int = 0):
         self.path = path
         self._file = file
+        self._digest = digest  # of every byte written so far
+        self.resumed_lines = lines  # lines (header included) of the committed part a resume kept
 
     def write(self, text: str) -> None:
-        self._file.write(text)
+        data = text.encode("utf-8")
+        self._file.write(data)
+        self._digest.update(data)
 
-    def commit(self) -> int:
+    def commit(self) -> dict:
+        """Flush to disk; the ``{"bytes", "sha256"}`` of everything written, for the checkpoint."""
         self._file.flush()
         os.fsync(self._file.fileno())
-        return self._file.tell()
+        return {"bytes": self._file.tell(), "sha256": self._digest.hexdigest()}
 
     def close(self) -> None:
         self._file.close()
 
 
-def open_output(path: Path, header: tuple[str, ...], committed: int | None, name: str) -> OutputFile:
-    """A fresh CSV with its header, or, when resuming, the existing one cut back to its committed length."""
-    header_line = ",".join(header) + "\n"
+def open_output(path: Path, header: tuple[str, ...], committed: dict | None, name: str) -> OutputFile:
+    """A fresh CSV with its header, or, when resuming, the existing one cut back to its committed length after
+    checking that those bytes are the ones the checkpoint committed."""
+    header_line = (",".join(header) + "\n").encode("utf-8")
     if committed is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        file = path.open("w", newline="")
-        file.write(header_line)
-        return OutputFile(path, file)
-    if not path.exists() or path.stat().st_size < committed:
+        output = OutputFile(path, path.open("wb"), hashlib.sha256())
+        output.write(header_line.decode("utf-8"))
+        return output
+    size = committed["bytes"]
+    if not path.exists() or path.stat().st_size < size:
         raise StreamStateError(
-            f"{path}: the checkpoint committed {committed:,} bytes of {name}, but the file "
+            f"{path}: the checkpoint committed {size:,} bytes of {name}, but the file "
             + ("is missing" if not path.exists() else f"has {path.stat().st_size:,}")
         )
+    digest, lines = hashlib.sha256(), 0
     with path.open("rb") as f:
-        if not f.read(len(header_line)).decode("utf-8", "replace") == header_line:
+        if f.read(len(header_line)) != header_line:
             raise StreamStateError(f"{path}: not the {name} file this stream writes (its header differs)")
-    file = path.open("r+", newline="")
-    file.truncate(committed)  # rows written after the checkpoint are scored again, once
-    file.seek(committed)
-    return OutputFile(path, file)
+        f.seek(0)
+        remaining = size
+        while remaining:
+            chunk = f.read(min(remaining, 1 << 20))
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+            remaining -= len(chunk)
+    if digest.hexdigest() != committed["sha256"]:
+        raise StreamStateError(f"{path}: its first {size:,} bytes are not the {name} the checkpoint committed")
+    file = path.open("r+b")
+    file.truncate(size)  # rows written after the checkpoint are scored again, once
+    file.seek(size)
+    return OutputFile(path, file, digest, lines)
 
 
 def score_lines(start: int, ids, timestamps, late, scores: dict) -> str:

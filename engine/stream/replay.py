@@ -10,8 +10,8 @@ Latency is per sample, from the moment the sample was available (paced: its due 
 the start of its batch's call) to the moment its scores were returned and its alerts decided.
 
 With a state file, the replay checkpoints every ``checkpoint_every_s`` seconds and when it stops
-(:mod:`engine.stream.checkpoint`), together with the committed length of its output files; a replay started with
-the same state file, bundle and source truncates the outputs to that length and continues from the next
+(:mod:`engine.stream.checkpoint`), together with the committed length and sha256 of its output files; a replay
+started with the same state file, bundle and source truncates the outputs to that length and continues from the next
 sample, so every sample is scored exactly once and the scores are those of an uninterrupted replay.
 """
 
@@ -124,12 +124,21 @@ class Replay:
             )
             self.alerts: list[Alert] = []
             self.position = 0
-            committed: dict[str, int] = {}
+            committed: dict[str, dict] = {}
         else:
             self._check_resumable(state)
-            self.scorer = StreamScorer.restore(self.bundle, state.snapshot, backend=backend)
-            self.tracker = AlertTracker.restore(state.tracker)
-            self.alerts = [Alert.from_json(entry) for entry in state.alerts]
+            wanted = {name for name, path in (("scores", scores_path), ("alerts", alerts_path)) if path is not None}
+            if set(state.outputs) != wanted:
+                raise StreamStateError(
+                    f"{self.state_path}: the checkpoint committed {_listing(state.outputs)}; this run asks for "
+                    f"{_listing(wanted)}: resume with the same --scores and --alerts, or start a new --state"
+                )
+            try:
+                self.scorer = StreamScorer.restore(self.bundle, state.snapshot, backend=backend)
+                self.tracker = AlertTracker.restore(state.tracker)
+                self.alerts = [Alert.from_json(entry) for entry in state.alerts]
+            except (InvalidInputError, KeyError, TypeError, ValueError) as exc:
+                raise StreamStateError(f"{self.state_path}: the checkpoint's states cannot be restored: {exc}") from exc
             self.position = state.position
             committed = state.outputs
         self.resumed_from = self.position
@@ -138,11 +147,23 @@ class Replay:
         for name, path, header in (("scores", scores_path, SCORE_COLUMNS), ("alerts", alerts_path, ALERT_COLUMNS)):
             if path is not None:
                 self._outputs[name] = open_output(Path(path), header, committed.get(name), name)
+        scores = self._outputs.get("scores")
+        if state is not None and scores is not None and scores.resumed_lines != self.position + 1:
+            raise StreamStateError(
+                f"{self.state_path}: position {self.position} does not match the {scores.resumed_lines - 1} rows "
+                f"committed in {scores.path}"
+            )
 
     def _check_resumable(self, state: StreamState) -> None:
         where = self.state_path
         if state.bundle != self._bundle_sha:
             raise StreamStateError(f"{where}: written with another bundle than {self.bundle.path}")
+        old, new = state.source, self.source.identity
+        if old != new and old.get("kind") == new.get("kind") == "file" and old.get("path") == new.get("path"):
+            raise StreamStateError(
+                f"{where}: {new['path']} has changed since the checkpoint was written ({old.get('bytes')} bytes "
+                f"then, {new['bytes']} now; sha256 {str(old.get('sha256'))[:12]}... then, {new['sha256'][:12]}... now)"
+            )
         if state.source != self.source.identity:
             raise StreamStateError(
                 f"{where}: written for another source ({_describe(state.source)}), "
@@ -325,6 +346,10 @@ def _tick_ends(timestamps: np.ndarray) -> np.ndarray:
     if timestamps.size == 0:
         return np.zeros(1, dtype=np.int64)
     return np.r_[np.flatnonzero(timestamps[1:] != timestamps[:-1]) + 1, timestamps.size]
+
+
+def _listing(names) -> str:
+    return " and ".join(f"--{name}" for name in sorted(names)) or "no --scores or --alerts file"
 
 
 def _describe(identity: dict) -> str:

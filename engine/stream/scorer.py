@@ -33,16 +33,15 @@ import numpy as np
 from engine.bundle.format import Bundle
 from engine.data.schema import SENSORS
 from engine.errors import InvalidInputError, LateSampleError
-from engine.features.inputs import integer_array, timestamp_array
+from engine.features.inputs import integer_array, machine_id_value, timestamp_array, timestamp_value
 from engine.features.snapshot import read_snapshot, snapshot_bytes
 from engine.features.stream import StreamStats
 from engine.stream.backends import CBackend, PythonBackend
 from kernels.state import N_SENSORS
 
-__all__ = ["BACKENDS", "TIMESTAMP_LIMIT", "StreamScorer"]
+__all__ = ["BACKENDS", "StreamScorer"]
 
 BACKENDS = {"c": CBackend, "python": PythonBackend}
-TIMESTAMP_LIMIT = 2**62  # iotengine.h: IOT_TIMESTAMP_LIMIT (tests/compile/test_edge_abi.py checks it)
 NO_ROWS = np.empty(0, dtype=np.int64)
 NO_ROWS.flags.writeable = False  # shared by every call that has no late row
 
@@ -96,7 +95,6 @@ class StreamScorer:
             # an array row unpacks into five numpy scalars, four times slower than its list
             t, v, h, p, e = sensors.tolist() if type(sensors) is np.ndarray else sensors
             values = [float(t), float(v), float(h), float(p), float(e)]
-            timestamp = operator.index(timestamp_s)
             status = operator.index(machine_status)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
@@ -108,8 +106,8 @@ class StreamScorer:
             raise InvalidInputError(
                 f"machine {machine_id}: machine_status {status} is not 0, 1 or 2; nothing was applied"
             )
-        if not -TIMESTAMP_LIMIT <= timestamp <= TIMESTAMP_LIMIT:
-            raise InvalidInputError(f"machine {machine_id}: timestamp {timestamp} is out of range; nothing was applied")
+        timestamp = timestamp_value(timestamp_s, machine_id)
+        machine_id = machine_id_value(machine_id)
         scores = self._engine.score_one(machine_id, timestamp, values, status)
         if scores is None:
             self._late += 1
@@ -151,11 +149,6 @@ class StreamScorer:
         if bad.size:
             raise InvalidInputError(
                 f"row {bad[0]}: machine_status {statuses[bad[0]]} is not 0, 1 or 2; nothing was applied"
-            )
-        bad = np.flatnonzero(np.abs(timestamps) > TIMESTAMP_LIMIT)
-        if bad.size:
-            raise InvalidInputError(
-                f"row {bad[0]}: timestamp {timestamps[bad[0]]} is out of range; nothing was applied"
             )
         result, late = self._engine.score_batch(ids, timestamps, values, statuses, remember)
         self.last_late = np.flatnonzero(late)

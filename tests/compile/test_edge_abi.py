@@ -13,10 +13,9 @@ import numpy as np
 from compile.edge_binding import ABI, SCORES_DTYPE, STATUS, abi_declarations, real_abi
 from compile.templates import c_source
 from engine.bundle.edge import edge_library
-from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
+from engine.features.inputs import MAX_UTC_OFFSET_MINUTES, TIMESTAMP_LIMIT
 from engine.models.autoencoder import DETECTOR_COLUMNS
 from engine.models.tasks import INPUT_COLUMNS
-from engine.stream.scorer import TIMESTAMP_LIMIT
 from kernels.history import N_HISTORY
 from kernels.names import FAILURE_TYPES, FEATURE_NAMES
 

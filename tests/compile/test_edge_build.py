@@ -18,7 +18,7 @@ from compile.edge import make
 from compile.errors import CompileError
 from engine.bundle.edge import build_edge, export_bundle_c
 from engine.bundle.format import Bundle, TaskModel
-from engine.data.loading import write_kaggle_csv
+from engine.data.loading import load_telemetry, write_kaggle_csv
 from engine.data.schema import FAILURE_TYPES
 from engine.data.synthetic import generate
 from engine.features.batch import compute_features
@@ -243,3 +243,22 @@ def test_fuzz_iot_score_and_the_csv_reader_under_asan_and_ubsan(small_bundles, t
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Done 30000 runs" in done.stderr
     assert "ERROR: AddressSanitizer" not in done.stderr and "runtime error" not in done.stderr
+
+
+def test_example_program_reads_what_the_python_loader_reads(compiled, example_program, tmp_path):
+    """A UTF-8 byte order mark and quoted fields (as spreadsheets write them) are the same telemetry."""
+    csv_path = write_kaggle_csv(generate(20, seed=3), tmp_path / "plain.csv")
+    plain = csv_path.read_text()
+    lines = plain.splitlines()
+    quoted = [",".join(f'"{field}"' for field in line.split(",")) for line in lines]
+    odd = "\ufeff" + "\n".join(quoted) + "\n"
+    (tmp_path / "odd.csv").write_text(odd, encoding="utf-8")
+    expected = compiled[0].predict(load_telemetry(tmp_path / "odd.csv"))
+    done = subprocess.run(
+        [str(example_program / "iotengine_example")], input=odd.encode(), capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    got = pd.read_csv(io.BytesIO(done.stdout))
+    assert (got["code"] == "ok").all() and len(got) == 20
+    assert np.max(np.abs(got["anomaly"].to_numpy() - expected["anomaly_flag"])) <= TOLERANCE
+    assert _run_example(example_program, plain).stdout == done.stdout.decode()

@@ -281,7 +281,7 @@ def test_a_checkpoint_is_refused_for_other_data_other_models_or_tampered_states(
     state.write_text(json.dumps(document))
     assert main([*base, "--bundle", str(compiled[0].path)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "do not match their sha256" in err
+    assert err.count("\n") == 1 and "does not match its sha256" in err
     state.write_text("{not json")
     assert main([*base, "--bundle", str(compiled[0].path)]) == 1
     assert "not a readable stream checkpoint" in capsys.readouterr().err
