@@ -242,7 +242,7 @@ def test_bad_samples_raise_clear_errors():
     again = FeatureStream()
     assert np.array_equal(bits(again.update(2, np.int64(60), np.array([1, 2, 3, 3, 4]))), bits(row))
     stream = FeatureStream()
-    with pytest.raises(ValueError, match="machine_ids: row 0: 1.5 is not an integer"):
+    with pytest.raises(ValueError, match=r"machine_ids: row 0: 1\.5 is not an integer"):
         stream.update_batch(np.array([1.5]), np.array([0]), np.zeros((1, 5)))
     with pytest.raises(ValueError, match=r"sensors \(n, 5\)"):
         stream.update_batch(np.array([1]), np.array([0]), np.zeros((1, 4)))

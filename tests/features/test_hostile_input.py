@@ -159,7 +159,7 @@ def test_absurd_sensor_values_are_missing_and_never_poison_a_machine():
     assert np.array_equal(bits(batch), bits(with_nan))  # the rows are in time order: batch == stream
     assert not np.isinf(batch).any()  # no overflow anywhere
     python = PythonFeatureStream()
-    per_sample = np.array([python.update(int(m), int(t), list(v)) for m, t, v in zip(ids, stamps, absurd)])
+    per_sample = np.array([python.update(int(m), int(t), list(v)) for m, t, v in zip(ids, stamps, absurd, strict=True)])
     assert_close_to_oracle(per_sample, with_nan)
 
 

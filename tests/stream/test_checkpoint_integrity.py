@@ -99,7 +99,7 @@ def test_damaged_committed_rows_are_refused(compiled, tmp_path):
     with pytest.raises(StreamStateError, match="are not the scores the checkpoint committed"):
         _resume(bundle, tmp_path)
     scores.write_bytes(bytes(data[:-1_000]))
-    with pytest.raises(StreamStateError, match="the checkpoint committed .* bytes of scores, but the file has"):
+    with pytest.raises(StreamStateError, match=r"the checkpoint committed .* bytes of scores, but the file has"):
         _resume(bundle, tmp_path)
 
 

@@ -48,7 +48,7 @@ def test_a_batch_with_one_bad_timestamp_is_refused_whole(compiled, backend, bad_
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_rule_for_ids_and_timestamps_of_single_samples(compiled, backend):
     scorer = StreamScorer(compiled[0], backend=backend)
-    with pytest.raises(InvalidInputError, match="machine_id must be an integer, not 7.5"):
+    with pytest.raises(InvalidInputError, match=r"machine_id must be an integer, not 7\.5"):
         scorer.score(7.5, 60, GOOD[0], 0)
     with pytest.raises(InvalidInputError, match="machine_ids: row 0: 18446744073709551615 does not fit in int64"):
         scorer.score_batch(np.array([2**64 - 1], dtype=np.uint64), [60], GOOD[:1], [0])
