@@ -226,11 +226,12 @@ def run_suite(
     ``unavailable`` (runtime -> reason).
     """
     config = SuiteConfig.of(quick)
+    bundle = Bundle.load(bundle_path)  # checked before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="iotengine_bench_"))
     try:
-        return _run(Bundle.load(bundle_path), out, work, config, quick, progress, lleaves_venv)
+        return _run(bundle, out, work, config, quick, progress, lleaves_venv)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -66,7 +66,7 @@ static void fuzz_record(const uint8_t *data, size_t size) {
 static void fuzz_raw_state(const uint8_t *data, size_t size) {
   iot_state s, before;
   iot_scores scores;
-  const iot_real sensors[IOT_N_SENSORS] = {IOT_LIT(1.0), IOT_LIT(2.0), IOT_LIT(3.0), IOT_LIT(4.0), IOT_LIT(5.0)};
+  const iot_real sensors[IOT_N_SENSORS] = {1, 2, 3, 4, 5};
   enum iot_status verdict, rc;
   iot_state_init(&s, 0);
   memcpy(&s, data, size < sizeof s ? size : sizeof s);

@@ -97,7 +97,7 @@ def _offset(m):
         (_threshold_out_of_range, r"tasks.anomaly_flag.threshold 1.5 is not a probability"),
         (_offset, r"field 'utc_offset_minutes' has the wrong type \(expected int\)"),
         (lambda m: [m], "a manifest is a JSON object, not a list"),
-        (lambda m: {**m, "tasks": {}}, "'tasks' is empty"),
+        (lambda m: {**m, "tasks": []}, r"field 'tasks' has the wrong type \(expected dict\)"),
         (lambda m: {k: v for k, v in m.items() if k != "files"}, "field 'files' is missing"),
     ],
 )

@@ -18,6 +18,7 @@ import pytest
 
 from compile.edge_binding import SCORES_DTYPE
 from engine.bundle.edge import build_edge, edge_library
+from engine.bundle.files import write_manifest
 from engine.bundle.onnx import unsupervised_drift
 from engine.cli.commands import main
 from engine.data.synthetic import FLEET_INTERVAL_S, generate
@@ -117,7 +118,7 @@ def test_a_library_without_the_detector_scores_the_tasks_and_nan(compiled, held_
     shutil.copytree(bundle.path, copy)
     document = json.loads((copy / "bundle.json").read_text())
     document["unsupervised"] = None  # a bundle written before the detector existed
-    (copy / "bundle.json").write_text(json.dumps(document))
+    write_manifest(copy, document)  # with its digest, as iotengine writes it
     plain = build_edge(copy, progress=lambda _: None)
     header = plain.verified_bytes("edge/src/iotengine.h").decode()
     assert "#define IOT_HAS_UNSUPERVISED 0" in header and "IOT_THRESHOLD_UNSUPERVISED ((IOT_REAL)INFINITY)" in header

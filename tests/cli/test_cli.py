@@ -47,11 +47,24 @@ def test_eda_command(real_sample_path, tmp_path, capsys):
     assert "2,231 rows" in capsys.readouterr().out
 
 
-def test_run_writes_data_eda_and_report(tmp_path):
+def test_run_on_the_real_sample_writes_data_eda_and_report(real_sample_path, tmp_path):
+    """The main job, on the real Kaggle sample in place of kaggle-mode data (CI runs it on the built-in synthetic
+    data, as README's command does: between them both inputs run every stage)."""
     out = tmp_path / "artifacts"
     # As a user runs it: the console gets one line per stage and the closing line, nothing from the libraries.
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "--out", str(out), "--rows", "3000"],
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "--out",
+            str(out),
+            "--rows",
+            "3000",
+            "--data",
+            str(real_sample_path),
+        ],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -61,10 +74,12 @@ def test_run_writes_data_eda_and_report(tmp_path):
     others = [line for line in stage_lines if not re.fullmatch(r"\[\d+/13\] [^:]+: .+, \d+\.\d s", line)]
     assert others == [], "\n".join(others)
     assert [line.split("]")[0] for line in stage_lines] == [f"[{k}/13" for k in range(1, 14)]
+    assert stage_lines[0].startswith(f"[1/13] load {real_sample_path}: 2,231 rows, 50 machines, ")
     assert done.stdout.splitlines() == [
         f"wrote {out / 'REPORT.md'} in {done.stdout.split(' in ')[1].split()[0]} s (details in {out / 'run.log'})"
     ]
     log = (out / "run.log").read_text()
+    assert "missing" in log  # the load report went to the log
     assert "== [8/13] build" in log and "native chosen/anomaly_flag" in log  # the details went to the log
     for noise in ("Treelite version", "Parallel compilation enabled", "pre-processing before quantization"):
         assert noise not in done.stdout + done.stderr + log, noise
@@ -107,14 +122,6 @@ def test_run_writes_data_eda_and_report(tmp_path):
     assert len(scores) == 20_001
     assert "## Streaming" in report and "| anomaly_flag |" in report
     assert load_telemetry(out / "data" / "fleet.parquet").num_rows == 3000
-
-
-def test_run_on_a_real_csv(real_sample_path, tmp_path, capfd):
-    out = tmp_path / "real"
-    assert main(["run", "--out", str(out), "--rows", "1000", "--data", str(real_sample_path)]) == 0
-    lines = capfd.readouterr().err.splitlines()
-    assert len(lines) == 13 and lines[0].startswith(f"[1/13] load {real_sample_path}: 2,231 rows, 50 machines, ")
-    assert "missing" in (out / "run.log").read_text()  # the load report went to the log
     assert load_telemetry(out / "data" / "kaggle.parquet").num_rows == 2231
     assert "smart_manufacturing_sample.csv" in (out / "eda" / "kaggle" / "summary.md").read_text()
 

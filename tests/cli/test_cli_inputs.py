@@ -101,7 +101,7 @@ def test_a_changed_data_file_is_named_once_in_the_checkpoint_error(compiled, sma
     base = ["stream", "--bundle", str(compiled[0].path), "--data", str(data), "--state", str(state), "--quiet"]
     assert main([*base, "--limit", "100"]) == 0
     capsys.readouterr()
-    data.write_bytes(small_csv.read_bytes()[:-200])
+    write_kaggle_csv(generate(400, seed=9), data)  # the same path, other rows
     assert main(base) == 1
     err = _one_error_line(capsys)
     assert f"{data.resolve()} has changed since the checkpoint was written" in err

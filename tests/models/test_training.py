@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.model_selection import cross_validate as sklearn_cross_validate
 
+from engine.bundle.files import write_manifest
 from engine.bundle.format import Bundle, TaskModel
 from engine.cli.commands import main
 from engine.data.loading import TelemetryError, save_telemetry
@@ -292,6 +293,9 @@ def test_tampered_or_missing_bundle_files_are_refused(trained, tmp_path):
     manifest = json.loads((folder / "bundle.json").read_text())
     manifest["files"]["../outside.txt"] = "0" * 64
     (folder / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="manifest_sha256 does not match its contents"):
+        Bundle.load(folder)
+    write_manifest(folder, manifest)  # a crafted manifest with a recomputed digest: still refused
     with pytest.raises(BundleError, match="outside"):
         Bundle.load(folder)
     (folder / "bundle.json").write_text("{not json")
