@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +109,14 @@ def compiled(tmp_path_factory, fleet_inputs, fleet_detector_inputs):
     )
     assert main(["compile", "--bundle", str(folder)]) == 0
     return Bundle.load(folder), lightgbm_models, {n: m.estimator for n, m in chosen.items()}
+
+
+@pytest.fixture(scope="session")
+def main_job(real_sample_path, tmp_path_factory):
+    """``iotengine run`` once per session, as a user runs it (a subprocess), on the real sample in place of
+    kaggle-mode data: the CLI test checks its console and artifacts, the benchmark tests its quick benchmarks."""
+    out = tmp_path_factory.mktemp("main_job") / "artifacts"
+    command = [sys.executable, "-m", "engine.cli", "run", "--out", str(out), "--rows", "3000"]
+    done = subprocess.run([*command, "--data", str(real_sample_path)], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done, out

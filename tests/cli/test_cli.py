@@ -47,28 +47,10 @@ def test_eda_command(real_sample_path, tmp_path, capsys):
     assert "2,231 rows" in capsys.readouterr().out
 
 
-def test_run_on_the_real_sample_writes_data_eda_and_report(real_sample_path, tmp_path):
+def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample_path):
     """The main job, on the real Kaggle sample in place of kaggle-mode data (CI runs it on the built-in synthetic
     data, as README's command does: between them both inputs run every stage)."""
-    out = tmp_path / "artifacts"
-    # As a user runs it: the console gets one line per stage and the closing line, nothing from the libraries.
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "run",
-            "--out",
-            str(out),
-            "--rows",
-            "3000",
-            "--data",
-            str(real_sample_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    done, out = main_job
     assert done.returncode == 0, done.stderr[-3000:]
     stage_lines = done.stderr.splitlines()
     others = [line for line in stage_lines if not re.fullmatch(r"\[\d+/13\] [^:]+: .+, \d+\.\d s", line)]
