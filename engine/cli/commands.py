@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli.backfill_command import backfill_command
 from engine.cli.parser import build_parser
 from engine.cli.stream_command import stream_command
 from engine.data.loading import load_telemetry_with_report, save_telemetry, write_kaggle_csv
@@ -40,7 +41,7 @@ FOLDER_OUTPUTS = ("eda", "train", "export-c", "bench", "run")
 def _check_inputs(args) -> None:
     """What every command needs before it does any work or creates its --out: input files that exist, a bundle
     that loads (hashes and manifest checked), and an --out folder that is not a file."""
-    for option in ("data", "holdout", "initial_state"):
+    for option in ("data", "holdout", "initial_state", "initial_states"):
         path = getattr(args, option, None)
         if path is not None and not Path(path).exists():
             raise InvalidInputError(f"--{option.replace('_', '-')} {path}: no such file or folder")
@@ -232,6 +233,7 @@ def _cmd_run(args) -> int:
 
 
 COMMANDS = {
+    "backfill": backfill_command,
     "generate": _cmd_generate,
     "eda": _cmd_eda,
     "features": _cmd_features,

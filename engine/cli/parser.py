@@ -15,6 +15,8 @@
                         double or float, optionally the most accurate models within a flash budget
 ``iotengine stream``    replay telemetry through the streaming scorer: alerts as they happen, a status line, a
                         summary; ``--state FILE`` checkpoints so a restart continues where it stopped
+``iotengine backfill``  the features or scores of a whole history and each machine's final state, in one process
+                        or on Apache Spark (``--engine spark --master local[N]|spark://...``), the same bits
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
 
 Errors print one line, ``iotengine: error: ...``, and exit with status 1 (2 for bad arguments). The commands
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from engine import __version__
 from engine.bundle.choices import BACKENDS, EDGE_TARGETS, EDGE_TREE_FORMS, MODEL_SETS
+from engine.cli.backfill_command import add_backfill_parser
 from engine.data.synthetic import FLEET_INTERVAL_S
 from engine.features.inputs import MAX_UTC_OFFSET_MINUTES
 from engine.pipeline.run import RUN_ROWS
@@ -202,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("--backend", choices=("c", "python"), default="c", help="C edge library (default) or Python")
     stream.add_argument("--state", type=Path, default=None, help="checkpoint file: resumed from, written periodically")
+    stream.add_argument(
+        "--initial-state",
+        type=Path,
+        default=None,
+        help="warm start: machine states from a backfill's --states folder or a snapshot (a new replay only)",
+    )
     stream.add_argument("--checkpoint-every", type=float, default=10.0, help="seconds between checkpoints (default 10)")
     stream.add_argument("--scores", type=Path, default=None, help="CSV of every sample's scores")
     stream.add_argument("--alerts", type=Path, default=None, help="CSV of every alert")
@@ -219,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--limit", type=positive_int, default=None, help="stop after this many samples")
     stream.add_argument("--quiet", action="store_true", help="do not print alerts (they still go to --alerts)")
     stream.set_defaults(command="stream")
+
+    add_backfill_parser(commands, positive_int=positive_int, utc_offset=utc_offset)
 
     run = commands.add_parser(
         "run",

@@ -33,6 +33,11 @@ def stream_command(args) -> int:
         limit=args.limit,
     )
     status = StatusLine(source.rows)
+    initial = None
+    if args.initial_state is not None:
+        from engine.backfill.states import read_states
+
+        initial = read_states(args.initial_state)
     replay = Replay(
         args.bundle,
         source,
@@ -43,6 +48,7 @@ def stream_command(args) -> int:
         alerts_path=args.alerts,
         on_alert=None if args.quiet else status.alert,
         on_progress=status.update,
+        initial_states=initial,
     )
     if replay.position:
         status.write(f"resuming {source.name} at sample {replay.position:,} from {args.state}")

@@ -148,6 +148,23 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         f"![streaming replay]({stream_files[-1].relative_to(out)})",
         "",
     ]
+    backfilled = results["backfill"]
+    lines += [
+        "## Backfill",
+        "",
+        "`iotengine backfill` of the fleet data: features and final machine states, compared bit for bit with "
+        f"`iotengine features` ({link(backfilled['markdown'], out)}):",
+        "",
+        *markdown_table(
+            ["engine", "rows", "seconds", "features identical"],
+            [
+                [r["engine"], f"{r['rows']:,}", f"{r['seconds']:.1f}", "yes" if r["identical"] else "**no**"]
+                for r in backfilled["rows"]
+            ],
+        ),
+        "",
+        *([] if backfilled["spark_missing"] is None else [f"Spark was not run: {backfilled['spark_missing']}.", ""]),
+    ]
     report_path = out / "REPORT.md"
     report_path.write_text("\n".join(lines) + "\n")
     return report_path

@@ -24,7 +24,7 @@ from engine.report.markdown import missing_links
 __all__ = ["RUN_ROWS", "STAGES", "run_pipeline"]
 
 RUN_ROWS = 20_000  # the whole run in about three minutes on 2 cores
-STAGES = 13
+STAGES = 14
 HELD_OUT_NAME = "kaggle-mode rows generated with seed + 1 (not trained on)"
 
 
@@ -138,6 +138,11 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             "streaming replay: new fleet telemetry through the fleet bundle's C library, alerts, checkpoint",
             lambda: _stream_stage(out / "stream", seed, built["stream_bundle"]),
             _stream_summary,
+        )
+        results["backfill"] = stages.run(
+            "backfill of the fleet history (iotengine backfill): one process, and Spark local[2] where installed",
+            lambda: _backfill_stage(out / "backfill", data_dir / "fleet.parquet", results["features"]["fleet"]),
+            _backfill_summary,
         )
         results["compiled"] = built["bundle"]
         results["stream_bundle"] = built["stream_bundle"]
@@ -318,6 +323,20 @@ def _score_summary(result: dict) -> str:
     done = [row for row in result["rows"] if row["seconds"] is not None]
     worst = max((row["max_abs_diff"] for row in done if row["backend"] != "lightgbm"), default=0.0)
     return f"{len(done)} backends over {result['samples']:,} rows; max |diff| from lightgbm {worst:.1e}"
+
+
+def _backfill_stage(folder: Path, data_path: Path, features_path: Path) -> dict:
+    from engine.backfill.report import backfill_report
+
+    return backfill_report(folder, data_path, features_path)
+
+
+def _backfill_summary(result: dict) -> str:
+    runs = ", ".join(
+        f"{r['engine']} {r['rows'] / r['seconds']:,.0f} rows/s{'' if r['identical'] else ' (DIFFERENT features)'}"
+        for r in result["rows"]
+    )
+    return runs + ("" if result["spark_missing"] is None else "; Spark not run: " + result["spark_missing"])
 
 
 def _stream_stage(folder: Path, seed: int, bundle) -> list[Path]:

@@ -88,6 +88,9 @@ class Replay:
     on_alert : callable(Alert), optional
     on_progress : callable(position, rows, machines, alerts), optional
         Called at most four times a second.
+    initial_states : bytes, optional
+        A snapshot (e.g. :func:`engine.backfill.states.read_states` of a backfill's states) the machines start
+        from, instead of empty states; ignored when ``state_path`` holds a checkpoint to resume.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class Replay:
         alerts_path: str | os.PathLike | None = None,
         on_alert: Callable[[Alert], None] | None = None,
         on_progress: Callable[[int, int, int, int], None] | None = None,
+        initial_states: bytes | None = None,
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.source = source
@@ -117,8 +121,11 @@ class Replay:
         self._bundle_sha = hashlib.sha256((self.bundle.path / MANIFEST).read_bytes()).hexdigest()
         self._explainer = AlertExplainer(self.bundle)
         state = read_state(self.state_path) if self.state_path and self.state_path.exists() else None
-        if state is None:
-            self.scorer = StreamScorer(self.bundle, backend=backend)
+        if state is None:  # a new replay: empty machines, or warm ones (a backfill's states, a snapshot)
+            if initial_states is None:
+                self.scorer = StreamScorer(self.bundle, backend=backend)
+            else:
+                self.scorer = StreamScorer.restore(self.bundle, initial_states, backend=backend)
             self.tracker = AlertTracker(
                 self.rules, raise_after=options.raise_after, clear_after=options.clear_after, warmup=options.warmup
             )

@@ -53,16 +53,16 @@ def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample
     done, out = main_job
     assert done.returncode == 0, done.stderr[-3000:]
     stage_lines = done.stderr.splitlines()
-    others = [line for line in stage_lines if not re.fullmatch(r"\[\d+/13\] [^:]+: .+, \d+\.\d s", line)]
+    others = [line for line in stage_lines if not re.fullmatch(r"\[\d+/14\] [^:]+: .+, \d+\.\d s", line)]
     assert others == [], "\n".join(others)
-    assert [line.split("]")[0] for line in stage_lines] == [f"[{k}/13" for k in range(1, 14)]
-    assert stage_lines[0].startswith(f"[1/13] load {real_sample_path}: 2,231 rows, 50 machines, ")
+    assert [line.split("]")[0] for line in stage_lines] == [f"[{k}/14" for k in range(1, 15)]
+    assert stage_lines[0].startswith(f"[1/14] load {real_sample_path}: 2,231 rows, 50 machines, ")
     assert done.stdout.splitlines() == [
         f"wrote {out / 'REPORT.md'} in {done.stdout.split(' in ')[1].split()[0]} s (details in {out / 'run.log'})"
     ]
     log = (out / "run.log").read_text()
     assert "missing" in log  # the load report went to the log
-    assert "== [8/13] build" in log and "native chosen/anomaly_flag" in log  # the details went to the log
+    assert "== [8/14] build" in log and "native chosen/anomaly_flag" in log  # the details went to the log
     for noise in ("Treelite version", "Parallel compilation enabled", "pre-processing before quantization"):
         assert noise not in done.stdout + done.stderr + log, noise
     report = (out / "REPORT.md").read_text()
@@ -84,6 +84,7 @@ def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample
         "stream/stream.png",
         "stream/alerts.csv",
         "stream/state.json",
+        "backfill/BACKFILL.md",
     ):
         assert (out / relative).stat().st_size > 0
         assert f"({relative})" in report
@@ -94,6 +95,10 @@ def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample
     assert "## ONNX" in report and "| lightgbm | predicted_remaining_life | lightgbm | r2 |" in report
     assert "| chosen | anomaly_flag |" in report  # every chosen model has an ONNX export
     assert "## Batch scoring" in report and "| c |" in report
+    # the dev extra installs pyspark: the backfill ran in one process and on Spark, both equal to the features
+    assert "## Backfill" in report and "| spark local[2] |" in report
+    backfill = (out / "backfill" / "BACKFILL.md").read_text()
+    assert backfill.count("| yes |") == 2 and "**no**" not in backfill, backfill
     stream = (out / "stream" / "STREAM.md").read_text()
     for relative in re.findall(r"\]\(([^)]+)\)", stream):
         assert (out / "stream" / relative).stat().st_size > 0, relative
