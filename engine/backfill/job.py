@@ -78,6 +78,14 @@ def backfill(request: BackfillRequest, *, session=None) -> BackfillResult:
     initial = read_states(request.initial_states) if request.initial_states is not None else None
     offset = _utc_offset(request, bundle, initial)
     staging = Staging(request.output, request.states)
+    if request.engine == "spark":  # before anything is written: no pyspark or no Java fails here
+        from engine.backfill.spark_job import run_spark_job, spark_session
+
+        if session is None:
+            session = spark_session(request.master, partitions=partitions,
+                                    arrow_batch_rows=request.arrow_batch_rows, conf=request.spark_conf)  # fmt: skip
+        session.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(request.arrow_batch_rows))
     job = {
         "format": BACKFILL_FORMAT,
         "engine": request.engine,
@@ -108,13 +116,6 @@ def backfill(request: BackfillRequest, *, session=None) -> BackfillResult:
                 staging.discard()  # bad input: nothing to resume, and no partial output
                 raise
         else:
-            from engine.backfill.spark_job import run_spark_job, spark_session
-
-            if session is None:
-                session = spark_session(request.master, partitions=partitions,
-                                        arrow_batch_rows=request.arrow_batch_rows, conf=request.spark_conf)  # fmt: skip
-            else:
-                session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(request.arrow_batch_rows))
             run_spark_job(session, staging, config, partitions=partitions, done=done,
                           bundle_path=None if bundle is None else bundle.path, progress=request.progress)  # fmt: skip
     return _publish(staging, job, initial, partitions, resumed=len(done))

@@ -61,8 +61,15 @@ def spark_session(master: str, *, partitions: int, arrow_batch_rows: int, conf: 
     builder = SparkSession.builder.master(master).appName("iotengine-backfill")
     for key, value in settings.items():
         builder = builder.config(key, value)
-    with _stderr_to(SPARK_OUTPUT):  # the JVM, and the Python workers it starts, keep this stderr
-        session = builder.getOrCreate()
+    try:
+        with _stderr_to(SPARK_OUTPUT):  # the JVM, and the Python workers it starts, keep this stderr
+            session = builder.getOrCreate()
+    except Exception as exc:  # pyspark's gateway errors, py4j's, a bad master URL
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise IotEngineError(
+            f"cannot start Spark (master {master}): {first[:300]}; Spark needs Java 17+ (JAVA_HOME or java on PATH); "
+            f"its console output: {SPARK_OUTPUT}"
+        ) from None
     session.conf.set("spark.sql.shuffle.partitions", str(partitions))
     session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(arrow_batch_rows))
     return session

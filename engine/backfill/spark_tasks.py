@@ -58,9 +58,12 @@ def run_partition(batches, config: TaskConfig):
     from pyspark import TaskContext
 
     writer = PartWriter(config.staging, TaskContext.get().partitionId())
-    if writer.committed:  # a resumed job filters these rows out; never write a committed partition twice
-        for _ in batches:
-            pass
+    if writer.committed:  # a resumed job filters these rows out before the shuffle; never write a part twice
+        if any(batch.num_rows for batch in batches):
+            raise IotEngineError(
+                f"partition {writer.partition} is committed but received rows: Spark placed machines otherwise than "
+                "pmod(hash(machine_id), partitions); run again without --resume"
+            )
         return
     core = BackfillCore(
         config.files,

@@ -209,3 +209,19 @@ def test_the_stream_warm_started_from_a_backfill_scores_as_the_whole_history(com
     assert scorer.last_late.size == 0
     for task in ("anomaly_flag", "maintenance_required", "downtime_risk", "predicted_remaining_life"):
         assert np.array_equal(bits(got[task]), bits(expected[task][800:])), task
+
+
+def test_the_backfill_command_prints_what_it_wrote_and_refuses_scores_without_a_bundle(history, tmp_path, capsys):
+    from engine.cli.commands import main
+
+    folder = str(history[0].parents[1])
+    assert (
+        main(["backfill", "--input", folder, "--output", str(tmp_path / "out"), "--states", str(tmp_path / "s")]) == 0
+    )
+    printed = capsys.readouterr().out
+    out = read_backfill(tmp_path / "out")
+    machines = len(np.unique(out.column("machine_id").to_numpy()))
+    assert f"backfill (local): features of {out.num_rows:,} rows of {machines} machines in 1 partition(s)" in printed
+    assert main(["backfill", "--input", folder, "--output", str(tmp_path / "o2"), "--scores"]) == 1
+    assert "--scores and --bundle go together" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
