@@ -48,11 +48,11 @@ class BackfillCore:
     Examples
     --------
     >>> from engine.data.synthetic import generate
-    >>> from engine.backfill.sources import transport_schema
+    >>> from engine.backfill.sources import transport_table
     >>> from engine.features.batch import compute_features
     >>> table = generate(200, seed=0).sort_by([("machine_id", "ascending"), ("timestamp", "ascending")])
     >>> core = BackfillCore(["generated"])
-    >>> batch = _example_batch(table, transport_schema(()))
+    >>> batch = transport_table(table, 0)
     >>> rows = pa.concat_tables([core.process(batch.slice(0, 70)), core.process(batch.slice(70))])
     >>> rows.column_names[:4]
     ['machine_id', 'timestamp', 'source_file', 'source_row']
@@ -161,11 +161,3 @@ def _blank(scores: dict, rows: np.ndarray) -> None:
     """Late rows have no scores: NaN probabilities and no failure type."""
     for name, values in scores.items():
         values[rows] = "" if name == "failure_type" else np.nan
-
-
-def _example_batch(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    n = table.num_rows
-    columns = [table.column("timestamp").cast(pa.int64()), table.column("machine_id")]
-    columns += [table.column(name) for name in (*SENSORS, "machine_status")]
-    columns += [pa.array(np.zeros(n, np.int32)), pa.array(np.arange(n, dtype=np.int64))]
-    return pa.Table.from_arrays(columns, schema=schema)

@@ -33,6 +33,7 @@ __all__ = [
     "find_inputs",
     "read_input",
     "transport_schema",
+    "transport_table",
 ]
 
 SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
@@ -102,7 +103,11 @@ def check_inputs(files: list[str]) -> tuple[str, ...]:
 
 def read_input(path: str, file_index: int, labels: tuple[str, ...]) -> pa.Table:
     """One file in :func:`transport_schema` order and types, its rows in file order (``source_row`` 0, 1, ...)."""
-    table = load_telemetry(path)
+    return transport_table(load_telemetry(path), file_index, labels)
+
+
+def transport_table(table: pa.Table, file_index: int, labels: tuple[str, ...] = ()) -> pa.Table:
+    """A loaded telemetry table (:func:`load_telemetry`) as the rows of file ``file_index``, in the transport schema."""
     columns = [table.column("timestamp").cast(pa.int64()), table.column("machine_id")]
     columns += [table.column(name) for name in (*SENSORS, "machine_status")]
     for name in labels:

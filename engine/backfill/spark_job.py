@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -93,7 +94,7 @@ def run_spark_job(session, staging: Staging, config: TaskConfig, *, partitions: 
     if bundle_path is not None:
         session.sparkContext.addFile(str(bundle_path), recursive=True)
     if config.initial_states is not None:
-        config = _with(config, initial_states=session.sparkContext.broadcast(config.initial_states))
+        config = replace(config, initial_states=session.sparkContext.broadcast(config.initial_states))
     files = session.createDataFrame(list(enumerate(config.files)), "file_index int, path string")
     rows = files.repartition(len(config.files)).mapInArrow(
         functools.partial(read_files, config=config), from_arrow_schema(transport_schema(config.labels))
@@ -151,9 +152,3 @@ def _stderr_to(path: Path):
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def _with(config: TaskConfig, **changes) -> TaskConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
