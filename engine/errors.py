@@ -9,6 +9,7 @@ from __future__ import annotations
 from compile.errors import CompileError, InvalidInputError, IotEngineError
 
 __all__ = [
+    "BrokerError",
     "BundleError",
     "CompileError",
     "InvalidInputError",
@@ -38,3 +39,7 @@ class StreamStateError(IotEngineError, ValueError):
 
 class MissingExtraError(IotEngineError, ImportError):
     """A feature needs a package that only an optional extra of iotengine installs."""
+
+
+class BrokerError(IotEngineError, RuntimeError):
+    """An MQTT broker that cannot be started, reached or subscribed to."""

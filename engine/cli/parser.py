@@ -13,8 +13,10 @@
                         iotengine's own generator), export its models to ONNX fp32 and int8, build the C edge library
 ``iotengine export-c``  the dependency-free C library of a bundle for the host or a Cortex-M (M0+, M4F, M7), in
                         double or float, optionally the most accurate models within a flash budget
-``iotengine stream``    replay telemetry through the streaming scorer: alerts as they happen, a status line, a
-                        summary; ``--state FILE`` checkpoints so a restart continues where it stopped
+``iotengine stream``    replay telemetry through the streaming scorer, or score it live from an MQTT broker
+                        (``--mqtt HOST[:PORT] --topic 'plant/+/telemetry'``): alerts as they happen (published on
+                        the alerts topic with MQTT), a status line, a summary; ``--state FILE`` checkpoints so a
+                        restart continues where it stopped, each sample scored once
 ``iotengine backfill``  the features or scores of a whole history and each machine's final state, in one process
                         or on Apache Spark (``--engine spark --master local[N]|spark://...``), the same bits
 ``iotengine run``       the main job on the built-in data (or a real Kaggle CSV), writing ``artifacts/``
@@ -186,11 +188,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(command="bench")
 
     stream = commands.add_parser(
-        "stream", parents=[bundle], help="replay telemetry through the streaming scorer: alerts, live status, summary"
+        "stream",
+        parents=[bundle],
+        help="replay telemetry, or score it live from an MQTT broker (--mqtt): alerts, live status, summary",
     )
     source = stream.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="telemetry to replay in its row order: CSV (Kaggle), Parquet, IPC")
     source.add_argument("--generate", choices=("fleet",), help="replay generated fleet telemetry (with labels)")
+    source.add_argument(
+        "--mqtt", metavar="HOST[:PORT]", help="score live telemetry from this MQTT broker (QoS 1, persistent session)"
+    )
+    stream.add_argument("--topic", default="plant/+/telemetry", help="--mqtt: topic filter (default plant/+/telemetry)")
+    stream.add_argument("--alerts-topic", default="plant/alerts", help="--mqtt: where alerts go (default plant/alerts)")
+    stream.add_argument(
+        "--state-topic",
+        default="plant/{machine_id}/state",
+        help="--mqtt: each machine's state, retained (default plant/{machine_id}/state)",
+    )
+    stream.add_argument(
+        "--client-id", default="iotengine-scorer", help="--mqtt: client id, the key of the persistent session"
+    )
+    stream.add_argument(
+        "--idle-exit", type=float, default=None, help="--mqtt: stop after this many seconds without a message"
+    )
     stream.add_argument("--rows", type=positive_int, default=20_000, help="--generate: samples (default 20000)")
     stream.add_argument("--machines", type=positive_int, default=50, help="--generate: machines (default 50)")
     stream.add_argument("--seed", type=seed_value, default=0, help="--generate: seed (default 0)")
@@ -211,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="warm start: machine states from a backfill's --states folder or a snapshot (a new replay only)",
     )
-    stream.add_argument("--checkpoint-every", type=float, default=10.0, help="seconds between checkpoints (default 10)")
+    stream.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=None,
+        help="seconds between checkpoints (default 10; 1 with --mqtt, whose acknowledgements wait for them)",
+    )
     stream.add_argument("--scores", type=Path, default=None, help="CSV of every sample's scores")
     stream.add_argument("--alerts", type=Path, default=None, help="CSV of every alert")
     stream.add_argument("--summary", type=Path, default=None, help="the summary as JSON")
@@ -225,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "--rul-hours", type=float, default=24.0, help="alert when predicted remaining life falls to this (hours)"
     )
-    stream.add_argument("--limit", type=positive_int, default=None, help="stop after this many samples")
+    stream.add_argument("--limit", type=positive_int, default=None, help="stop after this many samples (this run)")
     stream.add_argument("--quiet", action="store_true", help="do not print alerts (they still go to --alerts)")
     stream.set_defaults(command="stream")
 
@@ -233,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="the main job: data, EDA, features, training, compilation, benchmarks, C library, scoring, streaming",
+        help="the main job: data, EDA, features, training, compilation, benchmarks, C library, scoring, streaming, "
+        "live MQTT, backfill",
     )
     run.add_argument("--out", type=Path, default=Path("artifacts"), help="output folder (default artifacts)")
     run.add_argument("--rows", type=positive_int, default=RUN_ROWS, help=f"rows of generated data (default {RUN_ROWS})")

@@ -14,30 +14,20 @@ __all__ = ["StatusLine", "StopOnSignal", "stream_command"]
 
 def stream_command(args) -> int:
     """``iotengine stream``: replay a source through the streaming scorer, with a status line and alerts."""
-    from engine.stream.replay import Replay, ReplayOptions
+    from engine.stream.replay import Replay
     from engine.stream.sources import fleet_source, source_from_file
 
+    if args.mqtt is not None:
+        return live_command(args)
     if args.data is not None:
         source = source_from_file(args.data)
     else:
         source = fleet_source(
             args.rows, machines=args.machines, seed=args.seed, interval_s=args.interval_s, late_rate=args.late_rate
         )
-    options = ReplayOptions(
-        speed=args.speed,
-        raise_after=args.raise_after,
-        clear_after=args.clear_after,
-        warmup=args.warmup,
-        rul_hours=args.rul_hours,
-        checkpoint_every_s=args.checkpoint_every,
-        limit=args.limit,
-    )
+    options = _options(args, checkpoint_every_s=10.0)
     status = StatusLine(source.rows)
-    initial = None
-    if args.initial_state is not None:
-        from engine.backfill.states import read_states
-
-        initial = read_states(args.initial_state)
+    initial = _initial_states(args)
     replay = Replay(
         args.bundle,
         source,
@@ -70,10 +60,76 @@ def stream_command(args) -> int:
     return 0
 
 
+def live_command(args) -> int:
+    """``iotengine stream --mqtt``: score live telemetry until Ctrl-C (or --limit, --idle-exit)."""
+    from engine.stream.live import LiveStream, MqttSettings
+
+    settings = MqttSettings.address(
+        args.mqtt,
+        topic=args.topic,
+        alerts_topic=args.alerts_topic,
+        state_topic=args.state_topic,
+        client_id=args.client_id,
+        idle_exit_s=args.idle_exit,
+    )
+    options = _options(args, checkpoint_every_s=1.0)
+    status = StatusLine(None)
+    stream = LiveStream(
+        args.bundle,
+        settings,
+        backend=args.backend,
+        options=options,
+        state_path=args.state,
+        scores_path=args.scores,
+        alerts_path=args.alerts,
+        initial_states=_initial_states(args),
+        on_alert=None if args.quiet else status.alert,
+        on_progress=lambda position, messages, machines, alerts: status.update(position, 0, machines, alerts),
+        log=status.write_error,
+    )
+    if stream.position:
+        status.write_error(f"[stream] resuming at sample {stream.position:,} from {args.state}")
+    status.start(stream.position)
+    with StopOnSignal() as stop:
+        try:
+            summary = stream.run(should_stop=stop.requested)
+        finally:
+            status.close()
+    print(summary.markdown())
+    if args.summary is not None:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
+    return 0
+
+
+def _options(args, *, checkpoint_every_s: float):
+    """The alert and checkpoint settings of both kinds of stream; ``checkpoint_every_s`` unless given (pacing
+    is a replay's: live telemetry comes at its own pace)."""
+    from engine.stream.replay import ReplayOptions
+
+    return ReplayOptions(
+        speed=args.speed if args.mqtt is None else None,
+        raise_after=args.raise_after,
+        clear_after=args.clear_after,
+        warmup=args.warmup,
+        rul_hours=args.rul_hours,
+        checkpoint_every_s=checkpoint_every_s if args.checkpoint_every is None else args.checkpoint_every,
+        limit=args.limit,
+    )
+
+
+def _initial_states(args) -> bytes | None:
+    if args.initial_state is None:
+        return None
+    from engine.backfill.states import read_states
+
+    return read_states(args.initial_state)
+
+
 class StatusLine:
     """The live status line on stderr (redrawn on a terminal, a line every 5 s in a log) and the alert lines."""
 
-    def __init__(self, rows: int):
+    def __init__(self, rows: int | None):
         self._rows = rows
         self._bar = None
         self._tty = sys.stderr.isatty()
@@ -96,9 +152,10 @@ class StatusLine:
             return
         rate = (position - self._start_position) / max(time.perf_counter() - self._started, 1e-9)
         text = f"{rate:,.0f} samples/s, {machines} machines, {alerts} alerts"
-        if time.perf_counter() - self._last_line >= 5.0 or position >= rows:
+        if time.perf_counter() - self._last_line >= 5.0 or (self._rows is not None and position >= rows):
             self._last_line = time.perf_counter()
-            print(f"[stream] {position:,}/{rows:,} samples, {text}", file=sys.stderr, flush=True)
+            of = "" if self._rows is None else f"/{rows:,}"
+            print(f"[stream] {position:,}{of} samples, {text}", file=sys.stderr, flush=True)
 
     def final(self, position: int, rows: int, machines: int, alerts: int) -> None:
         """The last status, always printed in a log (a terminal had it live)."""
@@ -117,6 +174,10 @@ class StatusLine:
     def write(self, line: str) -> None:
         tqdm.write(line, file=sys.stdout)
         sys.stdout.flush()
+
+    def write_error(self, line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
+        sys.stderr.flush()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -8,6 +8,10 @@ zoo's LightGBM, on the earlier part of the time span, and picks each binary task
 the later part: consecutive samples of a machine are nearly equal, so a shuffled split would grade the
 models on copies of their training rows. The validation scores are written into the bundle's manifest.
 
+Deployment sees machines mid-life: :func:`observation_windows` gives half of the training machines a random
+first sample, so the per-machine expanding statistics (``temp_machine_min`` and the like) are learned both from
+a machine's start and from an arbitrary point, and a machine first seen mid-degradation is scored as in training.
+
 The bundle's unsupervised detector (engine/models/autoencoder.py) is fitted on the normal samples of the same
 earlier part and calibrated on the normal samples of the later part; :func:`prepare_fleet_bundle` evaluates it
 beside IsolationForest and the rolling z-score rule on fleet telemetry of other machines
@@ -32,7 +36,14 @@ from engine.models.detector_report import write_detector_report
 from engine.models.tasks import TASKS, inputs_and_targets
 from engine.models.zoo import lightgbm_candidate
 
-__all__ = ["HOLDOUT_MACHINES", "TRAIN_MACHINES", "TRAIN_STEPS", "prepare_fleet_bundle", "train_stream_bundle"]
+__all__ = [
+    "HOLDOUT_MACHINES",
+    "TRAIN_MACHINES",
+    "TRAIN_STEPS",
+    "observation_windows",
+    "prepare_fleet_bundle",
+    "train_stream_bundle",
+]
 
 TRAIN_MACHINES = 150
 TRAIN_STEPS = 600  # 50 hours at 5 minutes: each machine has a fair chance to degrade and fail
@@ -100,13 +111,36 @@ def train_stream_bundle(
     return Bundle.write(path, models, extra=extra, unsupervised=detector)
 
 
+def observation_windows(table, machines: int, *, seed: int = 0, steps: int = TRAIN_STEPS):
+    """``steps`` consecutive samples of each machine of a time-major fleet ``table``: half the machines from their
+    first sample, the other half from a random later point, as a plant's scorer first sees a machine that was
+    already running (mid-life, maybe mid-degradation), so its per-machine statistics start there too."""
+    total = table.num_rows // machines
+    if total < steps:
+        raise InvalidInputError(f"observation windows of {steps} steps need at least that many, not {total}")
+    rng = np.random.default_rng([seed, 11])
+    start = np.where(rng.random(machines) < 0.5, 0, rng.integers(0, total - steps + 1, machines))
+    rows = np.arange(total * machines)
+    step, machine = rows // machines, rows % machines
+    keep = (step >= start[machine]) & (step < start[machine] + steps)
+    return table.take(np.flatnonzero(keep))
+
+
 def prepare_fleet_bundle(folder, *, seed: int = 0, progress: Callable[[str], None] = print):
     """The fleet bundle of ``iotengine run``'s streaming stage: fleet telemetry of other machines generated,
     :func:`train_stream_bundle` into ``folder/bundle``, its C library built; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    training = generate(
-        TRAIN_MACHINES * TRAIN_STEPS, machines=TRAIN_MACHINES, mode="fleet", seed=seed + 3, interval_s=FLEET_INTERVAL_S
+    training = observation_windows(
+        generate(
+            2 * TRAIN_MACHINES * TRAIN_STEPS,
+            machines=TRAIN_MACHINES,
+            mode="fleet",
+            seed=seed + 3,
+            interval_s=FLEET_INTERVAL_S,
+        ),
+        TRAIN_MACHINES,
+        seed=seed,
     )
     holdout = generate(
         HOLDOUT_MACHINES * TRAIN_STEPS, machines=HOLDOUT_MACHINES, mode="fleet", seed=seed + 4,

@@ -266,9 +266,13 @@ def _train(
         started = time.perf_counter()
         raw_columns = [*range(len(RAW)), STATUS_COLUMN]
         subsets = {"raw": raw_columns, "all": list(range(len(INPUT_COLUMNS)))}
+        # A binary task whose fleet rows hold one class has no F1 to report: on a short fleet (the default run's
+        # 33 hours per machine) no machine gets within downtime_risk's 6 hours of a failure.
+        one_class = {t.name for t in TASKS if t.kind == "binary" and np.unique(yf[t.name]).size < 2}
         jobs = [
             (task, subset, fold)
             for task in TASKS
+            if task.name not in one_class
             for subset in subsets
             for fold in splits(task, yf[task.name], folds, seed)
         ]
@@ -280,6 +284,13 @@ def _train(
             workers,
         )
         for task in TASKS:
+            if task.name in one_class:
+                fleet_features[task.name] = (float("nan"),) * 4
+                progress(
+                    f"  fleet {task.name}: one class in {len(yf[task.name]):,} rows (no positive labels): "
+                    f"{task.score} undefined, not measured"
+                )
+                continue
             raw, full = (
                 [score for (t, s, _), score in zip(jobs, done, strict=True) if t is task and s == subset]
                 for subset in subsets

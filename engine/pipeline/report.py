@@ -148,6 +148,20 @@ def write_run_report(out: Path, done: list[tuple[str, float]], results: dict) ->
         f"![streaming replay]({stream_files[-1].relative_to(out)})",
         "",
     ]
+    from bench.live_report import load_table
+
+    live = results["live"]
+    lines += ["### Live, over MQTT", ""]
+    if live["missing"] is not None:
+        lines += [f"Not run: {live['missing']}.", ""]
+    else:
+        lines += [
+            f"`iotengine stream --mqtt` against a local mosquitto, end to end ({link(live['files'][0], out)}); "
+            f"scores identical to the one-call scorer: {'yes' if live['identical'] else '**no**'}.",
+            "",
+            *load_table(live["runs"]),
+            "",
+        ]
     backfilled = results["backfill"]
     lines += [
         "## Backfill",

@@ -24,7 +24,7 @@ from engine.report.markdown import missing_links
 __all__ = ["RUN_ROWS", "STAGES", "run_pipeline"]
 
 RUN_ROWS = 20_000  # the whole run in about three minutes on 2 cores
-STAGES = 14
+STAGES = 15
 HELD_OUT_NAME = "kaggle-mode rows generated with seed + 1 (not trained on)"
 
 
@@ -143,6 +143,11 @@ def run_pipeline(out: Path, *, rows: int = RUN_ROWS, seed: int = 0, data=None, h
             "backfill of the fleet history (iotengine backfill): one process, and Spark local[2] where installed",
             lambda: _backfill_stage(out / "backfill", data_dir / "fleet.parquet", results["features"]["fleet"]),
             _backfill_summary,
+        )
+        results["live"] = stages.run(
+            "live stream over MQTT (a local mosquitto): the scorer in its own process, exactness, samples/s, latency",
+            lambda: _live_stage(out / "stream" / "live", built["stream_bundle"].path),
+            _live_summary,
         )
         results["compiled"] = built["bundle"]
         results["stream_bundle"] = built["stream_bundle"]
@@ -337,6 +342,20 @@ def _backfill_summary(result: dict) -> str:
         for r in result["rows"]
     )
     return runs + ("" if result["spark_missing"] is None else "; Spark not run: " + result["spark_missing"])
+
+
+def _live_stage(folder: Path, bundle_path: Path) -> dict:
+    from bench.live_report import live_report
+
+    return live_report(folder, bundle_path, progress=_progress_line, stream_markdown=folder.parent / "STREAM.md")
+
+
+def _live_summary(result: dict) -> str:
+    if result["missing"] is not None:
+        return f"not run: {result['missing']}"
+    return ", ".join(f"{r.mode} {r.samples_per_second:,.0f} samples/s (lost {r.lost})" for r in result["runs"]) + (
+        "" if result["identical"] else ", scores DIFFERENT from the one-call scorer"
+    )
 
 
 def _stream_stage(folder: Path, seed: int, bundle) -> list[Path]:

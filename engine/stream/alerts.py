@@ -188,6 +188,13 @@ class AlertTracker:
         used = self._active[: len(self._index)]
         return {rule.task: int(used[:, t].sum()) for t, rule in enumerate(self.rules)}
 
+    def active_tasks(self, machine_id: int) -> list[str]:
+        """The tasks whose alert is active for one machine now (none for a machine not seen)."""
+        slot = self._index.get(int(machine_id))
+        if slot is None:
+            return []
+        return [rule.task for t, rule in enumerate(self.rules) if self._active[slot, t]]
+
     def state(self) -> dict:
         """The tracker as JSON-ready data (:meth:`restore` reads it)."""
         used = len(self._index)

@@ -12,6 +12,8 @@ moment leaves either the previous checkpoint or the new one, never half of one::
     tracker               the alert hysteresis of every machine (engine.stream.alerts.AlertTracker.state)
     alerts                every alert raised so far (for the summary's counts and precision/recall)
     snapshot              the per-machine feature states (engine.features.snapshot format, Arrow IPC), base64
+    live                  a live MQTT stream's counters and the messages delivered since the previous checkpoint
+                          (engine.stream.live); {} for a replay
     sha256                of the whole document without this field (canonical JSON): any edit is refused
 
 Nothing is pickled: every field is plain JSON of a checked shape, and the states are the feature stream's own
@@ -32,7 +34,7 @@ from engine.errors import StreamStateError
 __all__ = ["StreamState", "StreamStateError", "read_state", "write_state"]
 
 FORMAT = "iotengine-stream-state"
-VERSION = 2
+VERSION = 3
 OUTPUT_NAMES = ("scores", "alerts")
 ALERT_FIELDS = {
     "row": int,
@@ -55,6 +57,7 @@ class StreamState:
     tracker: dict
     alerts: list[dict] = field(default_factory=list)
     outputs: dict[str, dict] = field(default_factory=dict)  # name: {"bytes": int, "sha256": str}
+    live: dict = field(default_factory=dict)
 
 
 def write_state(path: str | os.PathLike, state: StreamState) -> None:
@@ -70,6 +73,7 @@ def write_state(path: str | os.PathLike, state: StreamState) -> None:
         "tracker": state.tracker,
         "alerts": state.alerts,
         "snapshot": base64.b64encode(state.snapshot).decode("ascii"),
+        "live": state.live,
     }
     document["sha256"] = _digest(document)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +113,7 @@ def read_state(path: str | os.PathLike) -> StreamState:
         tracker=document["tracker"],
         alerts=document["alerts"],
         outputs=document["outputs"],
+        live=document["live"],
     )
 
 
@@ -122,7 +127,15 @@ def _is_int(value) -> bool:
 
 def _shape_problem(document: dict) -> str | None:
     """What is wrong with the document's fields, or None (the schema of the module docstring)."""
-    expected = {"bundle": str, "source": dict, "position": int, "outputs": dict, "tracker": dict, "alerts": list}
+    expected = {
+        "bundle": str,
+        "source": dict,
+        "position": int,
+        "outputs": dict,
+        "tracker": dict,
+        "alerts": list,
+        "live": dict,
+    }
     for name, kind in {**expected, "snapshot": str}.items():
         if name not in document:
             return f"{name!r} is missing"

@@ -25,6 +25,7 @@ __all__ = [
     "format_drivers",
     "iso_time",
     "open_output",
+    "open_outputs",
     "score_lines",
 ]
 
@@ -112,6 +113,22 @@ def open_output(path: Path, header: tuple[str, ...], committed: dict | None, nam
     file.truncate(size)  # rows written after the checkpoint are scored again, once
     file.seek(size)
     return OutputFile(path, file, digest, lines)
+
+
+def open_outputs(scores_path, alerts_path, committed: dict, resumed_position: int | None, where) -> dict:
+    """The ``--scores`` and ``--alerts`` files of a stream (those given), cut back to a checkpoint's committed
+    length when resuming at ``resumed_position``; refuses a scores file whose committed rows are not that many."""
+    outputs = {}
+    for name, path, header in (("scores", scores_path, SCORE_COLUMNS), ("alerts", alerts_path, ALERT_COLUMNS)):
+        if path is not None:
+            outputs[name] = open_output(Path(path), header, committed.get(name), name)
+    scores = outputs.get("scores")
+    if resumed_position is not None and scores is not None and scores.resumed_lines != resumed_position + 1:
+        raise StreamStateError(
+            f"{where}: position {resumed_position} does not match the {scores.resumed_lines - 1} rows "
+            f"committed in {scores.path}"
+        )
+    return outputs
 
 
 def score_lines(start: int, ids, timestamps, late, scores: dict) -> str:

@@ -29,21 +29,13 @@ import numpy as np
 from engine.bundle.files import MANIFEST
 from engine.bundle.format import Bundle
 from engine.errors import InvalidInputError, StreamStateError
-from engine.models.autoencoder import SCORE_NAME
-from engine.stream.alerts import (
-    ALERT_TASKS,
-    Alert,
-    AlertExplainer,
-    AlertTracker,
-    alert_quality,
-    alert_rules,
-    residual_drivers,
-)
+from engine.stream.alerting import AlertingScorer, check_alert_settings
+from engine.stream.alerts import Alert, AlertTracker, alert_quality, alert_rules
 from engine.stream.checkpoint import StreamState, read_state, write_state
-from engine.stream.outputs import ALERT_COLUMNS, SCORE_COLUMNS, alert_line, open_output, score_lines
+from engine.stream.outputs import alert_line, open_outputs, score_lines
 from engine.stream.scorer import StreamScorer
 from engine.stream.sources import ReplaySource
-from engine.stream.summary import LATENCY_PERCENTILES, StreamSummary
+from engine.stream.summary import StreamSummary, latency_percentiles
 
 __all__ = ["Replay", "ReplayOptions"]
 
@@ -119,7 +111,6 @@ class Replay:
             self.bundle.thresholds, options.rul_hours, None if detector is None else detector["threshold"]
         )
         self._bundle_sha = hashlib.sha256((self.bundle.path / MANIFEST).read_bytes()).hexdigest()
-        self._explainer = AlertExplainer(self.bundle)
         state = read_state(self.state_path) if self.state_path and self.state_path.exists() else None
         if state is None:  # a new replay: empty machines, or warm ones (a backfill's states, a snapshot)
             if initial_states is None:
@@ -148,18 +139,12 @@ class Replay:
                 raise StreamStateError(f"{self.state_path}: the checkpoint's states cannot be restored: {exc}") from exc
             self.position = state.position
             committed = state.outputs
+        self._step = AlertingScorer(self.bundle, self.scorer, self.tracker)
         self.resumed_from = self.position
         self._ran = False
-        self._outputs = {}
-        for name, path, header in (("scores", scores_path, SCORE_COLUMNS), ("alerts", alerts_path, ALERT_COLUMNS)):
-            if path is not None:
-                self._outputs[name] = open_output(Path(path), header, committed.get(name), name)
-        scores = self._outputs.get("scores")
-        if state is not None and scores is not None and scores.resumed_lines != self.position + 1:
-            raise StreamStateError(
-                f"{self.state_path}: position {self.position} does not match the {scores.resumed_lines - 1} rows "
-                f"committed in {scores.path}"
-            )
+        self._outputs = open_outputs(
+            scores_path, alerts_path, committed, None if state is None else self.position, self.state_path
+        )
 
     def _check_resumable(self, state: StreamState) -> None:
         where = self.state_path
@@ -178,16 +163,9 @@ class Replay:
             )
         if state.position > self.source.rows:
             raise StreamStateError(f"{where}: position {state.position} is past the source's {self.source.rows} rows")
-        saved = [[r.task, r.raise_at, r.clear_below, r.low] for r in self.rules]
-        if (
-            state.tracker.get("rules") != saved
-            or state.tracker.get("raise_after") != self.options.raise_after
-            or state.tracker.get("clear_after") != self.options.clear_after
-            or state.tracker.get("warmup") != self.options.warmup
-        ):
-            raise StreamStateError(
-                f"{where}: written with other alert settings (thresholds, --raise-after, --clear-after, --warmup)"
-            )
+        check_alert_settings(
+            where, state.tracker, self.rules, self.options.raise_after, self.options.clear_after, self.options.warmup
+        )
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -244,50 +222,19 @@ class Replay:
         """Score rows start..stop, decide their alerts, write them out; returns when the alerts were decided."""
         source = self.source
         ids = source.machine_ids[start:stop]
-        scores = self.scorer.score_batch(
-            ids, source.timestamps[start:stop], source.sensors[start:stop], source.statuses[start:stop], remember=True
-        )
-        late = np.zeros(stop - start, dtype=bool)
-        late[self.scorer.last_late] = True
-        raised = self.tracker.update(ids, scores, late)
-        decided = time.perf_counter()
+        timestamps = source.timestamps[start:stop]
+        result = self._step.step(start, ids, timestamps, source.sensors[start:stop], source.statuses[start:stop])
         if "scores" in self._outputs:
-            self._outputs["scores"].write(score_lines(start, ids, source.timestamps[start:stop], late, scores))
-        rows = sorted({int(r) for task_rows in raised.values() for r in task_rows})
-        if not rows:
-            return decided
-        inputs = dict(zip(rows, self.scorer.last_batch_inputs(rows), strict=True))
-        new = []
-        for rule in self.rules:
-            task_rows = raised[rule.task]
-            if not task_rows.size:
-                continue
-            rows_inputs = np.array([inputs[int(r)] for r in task_rows])
-            if rule.task == SCORE_NAME:
-                drivers = residual_drivers(scores, task_rows, rows_inputs)
-            else:
-                drivers = self._explainer.drivers(rule.task, rows_inputs, rule.low)
-            for r, why in zip(task_rows.tolist(), drivers, strict=True):
-                new.append(
-                    Alert(
-                        row=start + r,
-                        machine_id=int(ids[r]),
-                        timestamp=int(source.timestamps[start + r]),
-                        task=rule.task,
-                        score=float(scores[rule.task][r]),
-                        failure_type=str(scores["failure_type"][r]),
-                        remaining_life=float(scores["predicted_remaining_life"][r]),
-                        drivers=why,
-                    )
-                )
-        new.sort(key=lambda a: (a.row, ALERT_TASKS.index(a.task)))
-        self.alerts.extend(new)
+            self._outputs["scores"].write(score_lines(start, ids, timestamps, result.late, result.scores))
+        if not result.alerts:
+            return result.decided
+        self.alerts.extend(result.alerts)
         if "alerts" in self._outputs:
-            self._outputs["alerts"].write("".join(alert_line(a) for a in new))
+            self._outputs["alerts"].write("".join(alert_line(a) for a in result.alerts))
         if self.on_alert is not None:
-            for alert in new:
+            for alert in result.alerts:
                 self.on_alert(alert)
-        return decided
+        return result.decided
 
     def checkpoint(self) -> None:
         """Commit the outputs written so far and the states, atomically; a restart resumes from here."""
@@ -320,13 +267,7 @@ class Replay:
             quality.append(
                 alert_quality(rule, self.source.machine_ids[consumed], labels[consumed], rows, self.tracker.clear_after)
             )
-        latency = {}
-        if latency_us.size:
-            latency = {
-                f"p{p:g}": float(v)
-                for p, v in zip(LATENCY_PERCENTILES, np.percentile(latency_us, LATENCY_PERCENTILES), strict=True)
-            }
-            latency["max"] = float(latency_us.max())
+        latency = latency_percentiles(latency_us)
         return StreamSummary(
             source=self.source.name,
             backend=self.backend,

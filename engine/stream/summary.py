@@ -11,7 +11,7 @@ from engine.stream.alerts import (
     AlertQuality,
 )
 
-__all__ = ["LATENCY_PERCENTILES", "StreamSummary", "format_fraction"]
+__all__ = ["LATENCY_PERCENTILES", "StreamSummary", "format_fraction", "latency_percentiles", "latency_table"]
 
 
 LATENCY_PERCENTILES = (50, 90, 99, 99.9)
@@ -106,16 +106,26 @@ class StreamSummary:
             )
             rows.append([task, f"{count:,}", f"{self.active_alerts.get(task, 0):,}", *cells])
         header = ["task", "alerts", "active at the end", "labelled episodes", "episodes alerted", "precision", "recall"]
-        latency = [f"{self.latency_us.get(f'p{p:g}', float('nan')):,.1f}" for p in LATENCY_PERCENTILES]
-        lines += [
-            *markdown_table(header, rows),
-            "",
-            *markdown_table(
-                ["latency per sample", *(f"p{p:g}" for p in LATENCY_PERCENTILES), "max"],
-                [["µs", *latency, f"{self.latency_us.get('max', float('nan')):,.1f}"]],
-            ),
-        ]
+        lines += [*markdown_table(header, rows), "", *latency_table(self.latency_us)]
         return "\n".join(lines)
+
+
+def latency_percentiles(latency_us: np.ndarray) -> dict[str, float]:
+    """``{"p50": ..., "p99.9": ..., "max": ...}`` of per-sample latencies in µs ({} for none)."""
+    if not latency_us.size:
+        return {}
+    values = np.percentile(latency_us, LATENCY_PERCENTILES)
+    latency = {f"p{p:g}": float(v) for p, v in zip(LATENCY_PERCENTILES, values, strict=True)}
+    latency["max"] = float(latency_us.max())
+    return latency
+
+
+def latency_table(latency_us: dict[str, float], label: str = "latency per sample") -> list[str]:
+    cells = [f"{latency_us.get(f'p{p:g}', float('nan')):,.1f}" for p in LATENCY_PERCENTILES]
+    return markdown_table(
+        [label, *(f"p{p:g}" for p in LATENCY_PERCENTILES), "max"],
+        [["µs", *cells, f"{latency_us.get('max', float('nan')):,.1f}"]],
+    )
 
 
 def _number(value: float) -> float | None:

@@ -53,16 +53,16 @@ def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample
     done, out = main_job
     assert done.returncode == 0, done.stderr[-3000:]
     stage_lines = done.stderr.splitlines()
-    others = [line for line in stage_lines if not re.fullmatch(r"\[\d+/14\] [^:]+: .+, \d+\.\d s", line)]
+    others = [line for line in stage_lines if not re.fullmatch(r"\[\d+/15\] [^:]+: .+, \d+\.\d s", line)]
     assert others == [], "\n".join(others)
-    assert [line.split("]")[0] for line in stage_lines] == [f"[{k}/14" for k in range(1, 15)]
-    assert stage_lines[0].startswith(f"[1/14] load {real_sample_path}: 2,231 rows, 50 machines, ")
+    assert [line.split("]")[0] for line in stage_lines] == [f"[{k}/15" for k in range(1, 16)]
+    assert stage_lines[0].startswith(f"[1/15] load {real_sample_path}: 2,231 rows, 50 machines, ")
     assert done.stdout.splitlines() == [
         f"wrote {out / 'REPORT.md'} in {done.stdout.split(' in ')[1].split()[0]} s (details in {out / 'run.log'})"
     ]
     log = (out / "run.log").read_text()
     assert "missing" in log  # the load report went to the log
-    assert "== [8/14] build" in log and "native chosen/anomaly_flag" in log  # the details went to the log
+    assert "== [8/15] build" in log and "native chosen/anomaly_flag" in log  # the details went to the log
     for noise in ("Treelite version", "Parallel compilation enabled", "pre-processing before quantization"):
         assert noise not in done.stdout + done.stderr + log, noise
     report = (out / "REPORT.md").read_text()
@@ -85,6 +85,7 @@ def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample
         "stream/alerts.csv",
         "stream/state.json",
         "backfill/BACKFILL.md",
+        "stream/live/LIVE.md",
     ):
         assert (out / relative).stat().st_size > 0
         assert f"({relative})" in report
@@ -103,11 +104,19 @@ def test_run_on_the_real_sample_writes_data_eda_and_report(main_job, real_sample
     for relative in re.findall(r"\]\(([^)]+)\)", stream):
         assert (out / "stream" / relative).stat().st_size > 0, relative
     summary = json.loads((out / "stream" / "summary.json").read_text())
-    assert summary["finished"] and summary["position"] == summary["accepted"] + summary["late"] == 20_000
+    assert summary["finished"] and summary["position"] == 20_000
+    # the machines started warm: their states carry the 600 earlier samples of each of the 50 machines
+    assert summary["accepted"] + summary["late"] == 20_000 + 600 * 50
     assert summary["late"] > 0 and summary["machines"] == 50 and summary["backend"] == "c"
     scores = (out / "stream" / "scores.csv").read_text().splitlines()
     assert len(scores) == 20_001
     assert "## Streaming" in report and "| anomaly_flag |" in report
+    assert "## Warm and cold starts" in stream and "| held-out fleet (seed 5) | cold |" in stream
+    # the tests install mosquitto: the live stage ran, lost nothing, and scored the one-call scorer's bits
+    live = json.loads((out / "stream" / "live" / "load.json").read_text())
+    assert len(live) == 4 and [run["lost"] for run in live] == [0, 0, 0, 0]  # capacity and latency, two sizes
+    assert all(run["samples_per_second"] > 0 for run in live) and live[1]["latency_us"]["p99"] > 0
+    assert "scores identical to the one-call scorer: yes" in report
     assert load_telemetry(out / "data" / "fleet.parquet").num_rows == 3000
     assert load_telemetry(out / "data" / "kaggle.parquet").num_rows == 2231
     assert "smart_manufacturing_sample.csv" in (out / "eda" / "kaggle" / "summary.md").read_text()
